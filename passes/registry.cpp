@@ -1,0 +1,21 @@
+// The list of passes. Each pass file defines one PassInfo; add new passes here.
+#include <algorithm>
+
+#include "passes/pass.h"
+
+namespace nibble {
+
+extern const PassInfo kCanonicalizePass;
+extern const PassInfo kCsePass;
+extern const PassInfo kDcePass;
+
+const std::vector<PassInfo>& registered_passes() {
+  static const std::vector<PassInfo> passes = [] {
+    std::vector<PassInfo> p = {kCanonicalizePass, kCsePass, kDcePass};
+    std::sort(p.begin(), p.end(), [](const PassInfo& a, const PassInfo& b) { return a.name < b.name; });
+    return p;
+  }();
+  return passes;
+}
+
+}  // namespace nibble

@@ -1,0 +1,90 @@
+// nibble ir: read IR text (or a GGUF model), verify, run passes, print.
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "ir/op_registry.h"
+#include "ir/parser.h"
+#include "ir/printer.h"
+#include "ir/verifier.h"
+#include "passes/pass.h"
+#include "passes/pipeline.h"
+#include "support/error.h"
+#include "tools/commands.h"
+#include "tools/load_module.h"
+
+namespace nibble::tools {
+
+namespace {
+
+struct IrOptions {
+  std::string input;
+  std::string output;
+  std::string passes;
+  std::string target;
+  bool list_passes = false;
+  bool list_ops = false;
+  bool print_after_all = false;
+  std::vector<std::string> print_after, print_before;
+  bool time_passes = false;
+};
+
+void run_ir(const IrOptions& o) {
+  if (o.list_passes) {
+    for (const PassInfo& p : registered_passes()) fmt::print("{:<24} {}\n", p.name, p.summary);
+    return;
+  }
+  if (o.list_ops) {
+    for (const OpDef* d : all_ops()) fmt::print("{:<14} {}\n", d->name, d->summary);
+    return;
+  }
+  if (o.input.empty()) fail("ir: no input file (give FILE.nir or MODEL.gguf)");
+  std::unique_ptr<Module> m = load_module(o.input, LoadOptions{});
+  verify_or_throw(*m, o.input);
+
+  PassInstrumentation instr;
+  instr.print_after_all = o.print_after_all;
+  instr.print_after.insert(o.print_after.begin(), o.print_after.end());
+  instr.print_before.insert(o.print_before.begin(), o.print_before.end());
+  instr.time_passes = o.time_passes;
+  PassOptions popts;
+  if (!o.target.empty()) popts.target = o.target;
+  PassManager pm(popts, instr);
+  std::vector<std::string> pipeline =
+      o.passes.empty() && !o.target.empty() ? default_pipeline(o.target) : split_pipeline(o.passes);
+  for (const std::string& n : instr.print_after)
+    if (!find_pass(n)) fail("--print-after: unknown pass '{}'", n);
+  for (const std::string& n : instr.print_before)
+    if (!find_pass(n)) fail("--print-before: unknown pass '{}'", n);
+  pm.add_pipeline(pipeline);
+  pm.run(*m);
+
+  std::string text = print_module(*m);
+  if (o.output.empty() || o.output == "-") {
+    fmt::print("{}", text);
+  } else {
+    std::ofstream out(o.output, std::ios::binary);
+    if (!out || !(out << text)) fail("{}: cannot write", o.output);
+  }
+}
+
+}  // namespace
+
+void add_ir_command(CLI::App& app) {
+  auto o = std::make_shared<IrOptions>();
+  CLI::App* c = app.add_subcommand("ir", "Read IR text or a GGUF model, verify, run passes, print the IR");
+  c->add_option("input", o->input, "FILE.nir or MODEL.gguf");
+  c->add_option("-o,--output", o->output, "write the IR here instead of stdout");
+  c->add_option("--passes", o->passes, "comma-separated pipeline, e.g. canonicalize,cse,dce");
+  c->add_option("--target", o->target, "run the default pipeline of a target (ref, cpu, vulkan)");
+  c->add_flag("--list-passes", o->list_passes, "list every pass with its summary");
+  c->add_flag("--list-ops", o->list_ops, "list every op with its summary");
+  c->add_flag("--print-after-all", o->print_after_all, "print the IR (to stderr) after every pass");
+  c->add_option("--print-after", o->print_after, "print the IR after this pass")->delimiter(',');
+  c->add_option("--print-before", o->print_before, "print the IR before this pass")->delimiter(',');
+  c->add_flag("--time-passes", o->time_passes, "report the time of each pass (to stderr)");
+  c->callback([o] { run_ir(*o); });
+}
+
+}  // namespace nibble::tools
