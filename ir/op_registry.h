@@ -39,6 +39,7 @@ struct OpDef {
   bool side_effects;  // never removed or merged by DCE/CSE
   bool elementwise;   // result[i] depends on operands[..][i] only (with trailing broadcast)
   InferFn infer;
+  bool declared_type = false;  // the result type is given in the IR, not inferred (reshape, quantize)
 };
 
 const OpDef* find_op(std::string_view name);

@@ -67,25 +67,52 @@ static TensorType infer_matmul(const InferContext& c) {
   return {DType::F32, dims};
 }
 
-// qmatmul(a: f32[..., M, K], w: T[N, K], [bias: f32[N]]) -> f32[..., M, N]: dequantization fused
-// into the dot product; w stays packed.
+// qmatmul(a: [..., M, K], w: T[N, K], [bias: f32[N]], [residual: f32[..., M, N]]) {bias, residual}
+// -> f32[..., M, N]: dequantization fused into the dot product, w stays packed. `a` is f32 or the
+// weight format's activation format (dtype_info(T).vec_dot_type) made by `quantize`. The optional
+// epilogue adds a bias per column and a residual tensor (folded by fuse-elementwise).
 static TensorType infer_qmatmul(const InferContext& c) {
   const TensorType& a = operand_type(c, 0);
   const TensorType& w = operand_type(c, 1);
-  expect_dtype_float(c, 0);
   op_check(w.rank() == 2, "w must be 2-D [N, K], got {}", w.str());
   op_check(dtype_info(w.dtype).dequantize_row != nullptr, "w type {} cannot be decoded", dtype_name(w.dtype));
+  DType act = dtype_info(w.dtype).vec_dot_type;
+  op_check(a.dtype == DType::F32 || a.dtype == act, "a must be f32 or {} (the activation format of {}), got {}",
+           dtype_name(act), dtype_name(w.dtype), dtype_name(a.dtype));
   op_check(a.rank() >= 1 && a.dim(-1) == w.dims[1], "contraction mismatch: a has K = {}, w has K = {}",
            a.rank() ? dim_str(a.dim(-1)) : "?", dim_str(w.dims[1]));
   check_weight_rows(w, w.dims[1]);
-  if (c.op.num_operands() > 2) {
-    const TensorType& bias = operand_type(c, 2);
-    op_check(bias.dtype == DType::F32 && bias.rank() == 1 && bias.dims[0] == w.dims[0],
-             "bias must be f32[{}], got {}", dim_str(w.dims[0]), bias.str());
-  }
   std::vector<Dim> dims = a.dims;
   dims.back() = w.dims[0];
+  bool bias = c.op.attrs.bool_or("bias", false), residual = c.op.attrs.bool_or("residual", false);
+  op_check(c.op.num_operands() == 2 + int(bias) + int(residual),
+           "has {} operands but the attributes say bias = {}, residual = {}", c.op.num_operands(), bias, residual);
+  int next = 2;
+  if (bias) {
+    const TensorType& b = operand_type(c, next++);
+    op_check(b.dtype == DType::F32 && b.rank() == 1 && b.dims[0] == w.dims[0], "bias must be f32[{}], got {}",
+             dim_str(w.dims[0]), b.str());
+  }
+  if (residual) {
+    const TensorType& r = operand_type(c, next++);
+    op_check(r.dtype == DType::F32 && r.dims == dims, "residual must be f32{}, got {}", dims_str(dims), r.str());
+  }
   return {DType::F32, dims};
+}
+
+// quantize(x: f32[..., K]) -> T[..., K] (T from the declared type): rows encoded in a block format,
+// as ggml quantizes activations before a quantized dot product.
+static TensorType infer_quantize(const InferContext& c) {
+  op_check(c.has_declared_type, "quantize needs its result type");
+  expect_dtype_float(c, 0);
+  const TensorType& x = operand_type(c, 0);
+  const TensorType& r = c.op.type;
+  op_check(r.dims == x.dims, "result dims {} differ from the input's {}", dims_str(r.dims), dims_str(x.dims));
+  op_check(dtype_info(r.dtype).quantize_row != nullptr && r.dtype != DType::F32, "cannot quantize to {}",
+           dtype_name(r.dtype));
+  op_check(x.rank() >= 1, "x must have rank >= 1");
+  check_weight_rows(r, x.dim(-1));
+  return r;
 }
 
 void register_core_ops(std::vector<OpDef>& d) {
@@ -97,8 +124,11 @@ void register_core_ops(std::vector<OpDef>& d) {
   d.push_back({"dequant", "decodes a quantized or 16-bit tensor to f32", 1, 1, false, false, infer_dequant});
   d.push_back({"matmul", "a[..., M, K] x b -> [..., M, N]; b is [N, K] when transpose_b", 2, 2, false, false,
                infer_matmul});
-  d.push_back({"qmatmul", "a[..., M, K] x packed w[N, K]^T (+ bias): dequantization fused into the dot product",
-               2, 3, false, false, infer_qmatmul});
+  d.push_back({"qmatmul",
+               "a[..., M, K] x packed w[N, K]^T (+ bias, + residual): dequantization fused into the dot product", 2,
+               4, false, false, infer_qmatmul});
+  d.push_back({"quantize", "encodes f32 rows in a block format (activations for a quantized dot product)", 1, 1,
+               false, false, infer_quantize, true});
 }
 
 }  // namespace nibble

@@ -86,7 +86,7 @@ static TensorType infer_argmax(const InferContext& c) {
 }
 
 void register_shape_ops(std::vector<OpDef>& d) {
-  d.push_back({"reshape", "the same elements under another shape", 1, 1, false, false, infer_reshape});
+  d.push_back({"reshape", "the same elements under another shape", 1, 1, false, false, infer_reshape, true});
   d.push_back({"view", "a contiguous slice of one static axis", 1, 1, false, false, infer_view});
   d.push_back({"permute", "reorders dims: result dim i is input dim perm[i]", 1, 1, false, false, infer_permute});
   d.push_back({"concat", "joins tensors along an axis", 2, -1, false, false, infer_concat});

@@ -42,9 +42,9 @@ class Canonicalize : public Pass {
       for (auto it = f->ops.begin(); it != f->ops.end();) {
         Op& op = **it;
         try {
-          // Shape inference: ops whose type is declared (reshape) keep it.
+          // Shape inference: ops whose type is declared (reshape, quantize) keep it.
           TensorType t = op.op_def().infer(InferContext{&m, op, true});
-          if (op.op_name() != "reshape") op.type = t;
+          if (!op.op_def().declared_type) op.type = t;
         } catch (const OpError& e) {
           fail("canonicalize: '{}' at {}:{}: {}", op.op_name(), op.loc.line, op.loc.col, e.what());
         }

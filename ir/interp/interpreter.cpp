@@ -34,7 +34,7 @@ namespace ref {
 
 Kernel find_kernel(const std::string& n) {
   static const std::map<std::string, Kernel> kernels = {
-      {"embedding", embedding}, {"dequant", dequant},   {"matmul", matmul},     {"qmatmul", matmul},
+      {"embedding", embedding}, {"dequant", dequant},   {"matmul", matmul},     {"qmatmul", qmatmul}, {"quantize", quantize},
       {"add", add},             {"mul", mul},           {"silu", silu},         {"gelu", gelu},
       {"swiglu", swiglu},       {"rms_norm", rms_norm}, {"layer_norm", layer_norm}, {"softmax", softmax},
       {"rope", rope},           {"kv_write", kv_write}, {"attention", attention}, {"reshape", reshape},
@@ -128,7 +128,10 @@ std::vector<RefTensor> Interpreter::run(std::vector<RefTensor> args) {
     values[op.get()] = std::move(out);
   }
   std::vector<RefTensor> results;
-  for (const Value* r : f_->results) results.push_back(values.at(r));
+  for (const Value* r : f_->results) {
+    results.push_back(values.at(r));
+    if (!results.back().owned.empty()) results.back().packed = results.back().owned.data();  // the copy's own bytes
+  }
   return results;
 }
 

@@ -21,6 +21,7 @@ struct RefTensor {
   const uint8_t* packed = nullptr;     // raw rows of `dtype` (weights, states)
   DType packed_dtype = DType::F32;
   uint8_t* state = nullptr;            // writable state buffer (kv caches)
+  std::vector<uint8_t> owned;          // packed bytes owned here (quantized activations)
 
   int64_t numel() const;
   int64_t rows() const { return shape.empty() ? 1 : numel() / shape.back(); }

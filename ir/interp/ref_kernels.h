@@ -20,6 +20,8 @@ Kernel find_kernel(const std::string& op_name);
 void embedding(const KernelArgs&);
 void dequant(const KernelArgs&);
 void matmul(const KernelArgs&);
+void qmatmul(const KernelArgs&);
+void quantize(const KernelArgs&);
 void add(const KernelArgs&);
 void mul(const KernelArgs&);
 void silu(const KernelArgs&);

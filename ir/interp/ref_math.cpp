@@ -2,6 +2,7 @@
 // Sums accumulate in double so the oracle is more accurate than any backend it checks.
 #include <cmath>
 
+#include "ir/formats/vec_dot.h"
 #include "ir/interp/ref_kernels.h"
 #include "support/error.h"
 
@@ -51,7 +52,55 @@ void dequant(const KernelArgs& a) {
   a.out.f = a.in[0]->f;
 }
 
-// matmul and qmatmul: a[..., M, K] x b; b rows are decoded one at a time when transposed.
+// qmatmul on quantized activations: ggml's integer dot products (ir/formats/vec_dot.h), the
+// oracle for backends that quantize activations.
+static void qmatmul_quantized(const KernelArgs& a) {
+  const RefTensor& x = *a.in[0];
+  const RefTensor& w = *a.in[1];
+  const int64_t K = w.shape[1], N = w.shape[0], M = x.rows();
+  const int64_t x_row = row_bytes(x.packed_dtype, K), w_row = row_bytes(w.packed_dtype, K);
+  a.out.f.assign(size_t(M * N), 0.0f);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n)
+      a.out.f[m * N + n] = vec_dot(w.packed_dtype, w.packed + n * w_row, x.packed + m * x_row, K);
+}
+
+// The qmatmul epilogue: + bias per column, + residual.
+static void qmatmul_epilogue(const KernelArgs& a) {
+  size_t next = 2;
+  const int64_t N = a.out.shape.back();
+  if (a.op.attrs.bool_or("bias", false)) {
+    std::vector<float> bias = f32_of(*a.in[next++]);
+    for (size_t i = 0; i < a.out.f.size(); ++i) a.out.f[i] += bias[i % N];
+  }
+  if (a.op.attrs.bool_or("residual", false)) {
+    std::vector<float> r = f32_of(*a.in[next++]);
+    for (size_t i = 0; i < a.out.f.size(); ++i) a.out.f[i] += r[i];
+  }
+}
+
+void quantize(const KernelArgs& a) {
+  std::vector<float> x = f32_of(*a.in[0]);
+  const int64_t K = a.in[0]->cols(), rows = a.in[0]->rows();
+  const DType t = a.out.dtype;
+  a.out.owned.resize(size_t(rows * row_bytes(t, K)));
+  for (int64_t r = 0; r < rows; ++r)
+    dtype_info(t).quantize_row(x.data() + r * K, a.out.owned.data() + r * row_bytes(t, K), K);
+  a.out.packed = a.out.owned.data();
+  a.out.packed_dtype = t;
+}
+
+void qmatmul(const KernelArgs& a) {
+  if (a.in[0]->is_packed() && a.in[0]->packed_dtype != DType::F32) {
+    qmatmul_quantized(a);
+  } else {
+    matmul(a);
+  }
+  qmatmul_epilogue(a);
+}
+
+// matmul and qmatmul on f32 activations: a[..., M, K] x b; b rows are decoded one at a time when
+// transposed.
 void matmul(const KernelArgs& a) {
   std::vector<float> x = f32_of(*a.in[0]);
   const RefTensor& b = *a.in[1];
@@ -74,11 +123,6 @@ void matmul(const KernelArgs& a) {
       for (int64_t k = 0; k < K; ++k) s += double(xr[k]) * brow[k];
       a.out.f[m * N + n] = float(s);
     }
-  }
-  if (a.in.size() > 2) {  // qmatmul bias
-    std::vector<float> bias = f32_of(*a.in[2]);
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t n = 0; n < N; ++n) a.out.f[m * N + n] += bias[n];
   }
 }
 
