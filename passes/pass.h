@@ -15,7 +15,12 @@ namespace nibble {
 // What passes may consult: the target and its options (layouts and tiles differ per target).
 struct PassOptions {
   std::string target = "ref";  // ref, cpu, vulkan
-  int threads = 0;             // 0: the host's core count
+  int threads = 1;             // worker threads the plan will run on
+  int64_t max_tokens = 512;    // tokens per call the buffers are planned for (longer prompts are chunked)
+  // The CPU the code is compiled for (filled by the driver from codegen's host detection):
+  std::set<std::string> cpu_features;  // LLVM names: "avx2", "fma", "avx512f", "avx512bw", "avx512vnni", ...
+  int vector_bits = 256;               // widest vectors worth using (512 with AVX-512, 256 with AVX2, 128)
+  int64_t l2_bytes = 1 << 20;          // per-core L2, for tile choices
 };
 
 class Pass {

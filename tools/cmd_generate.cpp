@@ -57,7 +57,7 @@ void run_generate(const GenerateOptions& o) {
   std::vector<int32_t> pos(ids.size());
   for (size_t i = 0; i < pos.size(); ++i) pos[i] = int32_t(i);
   auto t_prompt = Clock::now();
-  std::vector<float> logits = ex.forward(ids, pos);
+  std::span<const float> logits = ex.forward(ids, pos);
   double prompt_ms = ms_since(t_prompt);
   const int64_t V = ex.n_vocab();
   int32_t next = sampler.sample(logits.data() + (ids.size() - 1) * V, V);
@@ -84,10 +84,13 @@ void run_generate(const GenerateOptions& o) {
   }
   fmt::print("\n");
   double gen_ms = ms_since(t_gen);
-  if (!o.quiet)
+  if (!o.quiet) {
+    fmt::print(stderr, "{}\n", ex.describe());
     fmt::print(stderr, "load {:.1f} ms | prompt {} tokens, {:.1f} t/s | generation {} tokens, {:.1f} t/s ({})\n",
                load_ms, ids.size(), ids.size() / (prompt_ms / 1e3), generated,
                generated > 1 ? (generated - 1) / (gen_ms / 1e3) : 0.0, o.run.target);
+  }
+  if (o.run.profile) fmt::print(stderr, "{}", ex.profile_report());
 }
 
 }  // namespace
@@ -106,6 +109,7 @@ void add_generate_command(CLI::App& app) {
   c->add_flag("--tokens", o->tokens, "print generated token ids instead of text");
   c->add_flag("--ignore-eos", o->ignore_eos, "keep generating past the end-of-sequence token");
   c->add_flag("-q,--quiet", o->quiet, "no timing line on stderr");
+  c->add_flag("--profile", o->run.profile, "time every kernel (cpu, vulkan) and print a table on stderr");
   c->callback([o] { run_generate(*o); });
 }
 

@@ -27,7 +27,7 @@ void run_logits(const LogitsOptions& o) {
     fail("logits: {} tokens exceed the context of {} (raise --ctx)", o.tokens.size(), ex.n_ctx());
   std::vector<int32_t> pos(o.tokens.size());
   for (size_t i = 0; i < pos.size(); ++i) pos[i] = int32_t(i);
-  std::vector<float> logits = ex.forward(o.tokens, pos);
+  std::span<const float> logits = ex.forward(o.tokens, pos);
   if (o.output.empty()) {
     const int64_t V = ex.n_vocab();
     for (size_t i = 0; i < o.tokens.size(); ++i) {

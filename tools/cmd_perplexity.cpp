@@ -55,7 +55,7 @@ void run_perplexity(PerplexityOptions o) {
     std::vector<int32_t> chunk(tokens.begin() + size_t(c) * o.ctx, tokens.begin() + size_t(c + 1) * o.ctx);
     if (tok.vocab().add_bos && tok.vocab().bos >= 0) chunk[0] = tok.vocab().bos;
     ex.reset();
-    std::vector<float> logits = ex.forward(chunk, pos);
+    std::span<const float> logits = ex.forward(chunk, pos);
     for (int j = first; j < o.ctx - 1; ++j) {
       double v = nll_of(logits.data() + int64_t(j) * V, V, tokens[size_t(c) * o.ctx + j + 1]);
       nll += v;

@@ -1,8 +1,9 @@
-// What the CLI runs a model on: the reference interpreter or a compiled backend. One interface so
-// generate, logits and perplexity work the same on every target.
+// What the CLI runs a model on: the reference interpreter or a compiled backend (cpu, vulkan). One
+// interface so generate, logits, perplexity and bench work the same on every target.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -13,9 +14,14 @@ namespace nibble::tools {
 class Executor {
  public:
   virtual ~Executor() = default;
-  // Evaluates tokens at positions; returns logits [tokens.size() x n_vocab].
-  virtual std::vector<float> forward(const std::vector<int32_t>& tokens, const std::vector<int32_t>& pos) = 0;
+  // Evaluates tokens at positions (any count; compiled targets run chunks of max_tokens); returns
+  // the logits [tokens.size() x n_vocab], valid until the next call. Compiled targets allocate
+  // nothing here when the call fits in one chunk.
+  virtual std::span<const float> forward(std::span<const int32_t> tokens, std::span<const int32_t> pos) = 0;
   virtual void reset() = 0;  // clears the KV cache
+  // Per-kernel time since creation (ExecutorOptions::profile); "" when not profiled.
+  virtual std::string profile_report() const { return ""; }
+  virtual std::string describe() const = 0;  // one line: target, device, threads, compile/load cost
   int64_t n_vocab() const { return n_vocab_; }
   int64_t n_ctx() const { return n_ctx_; }
 
@@ -24,11 +30,18 @@ class Executor {
 };
 
 struct ExecutorOptions {
-  std::string target = "ref";
-  int threads = 0;
+  std::string target = "ref";  // ref, cpu, vulkan, vulkan:N
+  int threads = 0;             // cpu: worker threads (0: all hardware threads)
+  int64_t max_tokens = 512;    // compiled targets: tokens per call the buffers are planned for
+  std::string cache_dir;       // compiled kernels cache ("": $XDG_CACHE_HOME/nibble or ~/.cache/nibble)
+  bool profile = false;        // compiled targets: time every kernel (profile_report)
 };
 
-// Runs the target's pass pipeline on the module, then builds its executor. The module must outlive it.
+// Runs the target's pass pipeline on the module, then compiles and loads it. The module must
+// outlive the executor.
 std::unique_ptr<Executor> make_executor(Module& m, const ExecutorOptions& opts);
+
+// The directory compiled kernels are cached in (created on demand by the JIT).
+std::string default_cache_dir();
 
 }  // namespace nibble::tools

@@ -7,6 +7,8 @@
 #include "frontends/gguf/gguf.h"
 #include "frontends/llama/llama_builder.h"
 #include "ir/parser.h"
+#include "ir/verifier.h"
+#include "ir/weight_files.h"
 #include "support/error.h"
 
 namespace nibble::tools {
@@ -22,6 +24,8 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   LoadedModel lm;
   if (!is_gguf_file(path)) {
     lm.module = parse_module_file(path);
+    verify_or_throw(*lm.module, path);
+    bind_weight_files(*lm.module);
     return lm;
   }
   std::shared_ptr<const gguf::File> file = gguf::File::open(path);

@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   nibble::tools::add_generate_command(app);
   nibble::tools::add_logits_command(app);
   nibble::tools::add_perplexity_command(app);
+  nibble::tools::add_bench_command(app);
+  nibble::tools::add_quantize_command(app);
+  nibble::tools::add_synth_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -16,7 +16,11 @@ RunnableModel open_model(const RunOptions& o, bool need_tokenizer) {
   RunnableModel r;
   r.model = load_model(o.model, LoadOptions{o.n_ctx, o.kv_type});
   if (need_tokenizer && !r.model.tokenizer) fail("{}: has no tokenizer (give a GGUF model)", o.model);
-  r.exec = make_executor(*r.model.module, ExecutorOptions{o.target, o.threads});
+  ExecutorOptions eo;
+  eo.target = o.target;
+  eo.threads = o.threads;
+  eo.profile = o.profile;
+  r.exec = make_executor(*r.model.module, eo);
   return r;
 }
 

@@ -15,6 +15,7 @@ struct RunOptions {
   int threads = 0;
   int64_t n_ctx = 0;
   std::string kv_type = "f16";
+  bool profile = false;  // set by commands that offer --profile
 };
 
 void add_run_options(CLI::App* c, RunOptions& o);

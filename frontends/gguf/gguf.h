@@ -132,6 +132,12 @@ class Writer {
   void set_string_array(const std::string& key, const std::vector<std::string>& v);
   // `ne` in GGML order; `data` must hold the exact number of bytes for the type and shape.
   void add_tensor(const std::string& name, DType type, std::vector<int64_t> ne, std::vector<uint8_t> data);
+  // Streaming: a tensor whose bytes are made while the file is written (write / to_bytes), so a large
+  // model never has all its data in memory. `produce` is called once per write, in tensor order, and must
+  // pass exactly the tensor's byte count to `out`, in pieces of any size; otherwise the write fails.
+  using ByteSink = std::function<void(const void* data, size_t n)>;
+  using Producer = std::function<void(const ByteSink& out)>;
+  void add_tensor_stream(const std::string& name, DType type, std::vector<int64_t> ne, Producer produce);
   // Copy everything (metadata, tensors) from an existing file, to then modify and write.
   static Writer copy_of(const File& f);
   void write(const std::string& path) const;  // throws nibble::Error on I/O failure
@@ -143,7 +149,10 @@ class Writer {
     DType type;
     std::vector<int64_t> ne;
     std::vector<uint8_t> data;
+    uint64_t nbytes = 0;  // data.size(), or what `produce` must emit
+    Producer produce;     // streaming tensors only
   };
+  std::optional<uint64_t> check_new_tensor(const std::string& name, DType type, const std::vector<int64_t>& ne) const;
   // Validates everything, then streams the image to `out` in order.
   void emit(const std::function<void(const void*, size_t)>& out) const;
   std::vector<std::pair<std::string, Value>> kv_;

@@ -113,7 +113,9 @@ void Writer::set_string_array(const std::string& key, const std::vector<std::str
   set(key, Value::of_array(ValueType::STRING, std::move(elems)));
 }
 
-void Writer::add_tensor(const std::string& name, DType type, std::vector<int64_t> ne, std::vector<uint8_t> data) {
+// The checks every added tensor gets; returns the size its data must have, or nullopt if that overflows.
+std::optional<uint64_t> Writer::check_new_tensor(const std::string& name, DType type,
+                                                 const std::vector<int64_t>& ne) const {
   if (name.empty()) fail("Writer: empty tensor name");
   for (const Tensor& t : tensors_)
     if (t.name == name) fail("Writer: duplicate tensor name '{}'", name);
@@ -128,10 +130,23 @@ void Writer::add_tensor(const std::string& name, DType type, std::vector<int64_t
   uint64_t nbytes = static_cast<uint64_t>(ne[0] / info.block_size);
   bool ok = !__builtin_mul_overflow(nbytes, static_cast<uint64_t>(info.bytes_per_block), &nbytes);
   for (size_t d = 1; d < ne.size(); ++d) ok = ok && !__builtin_mul_overflow(nbytes, static_cast<uint64_t>(ne[d]), &nbytes);
-  if (!ok || nbytes != data.size())
+  if (!ok) return std::nullopt;
+  return nbytes;
+}
+
+void Writer::add_tensor(const std::string& name, DType type, std::vector<int64_t> ne, std::vector<uint8_t> data) {
+  std::optional<uint64_t> nbytes = check_new_tensor(name, type, ne);
+  if (!nbytes || *nbytes != data.size())
     fail("Writer: tensor '{}': {} bytes of data, expected {} for {} of this shape", name, data.size(),
-         ok ? fmt::to_string(nbytes) : std::string("an overflowing size"), info.name);
-  tensors_.push_back(Tensor{name, type, std::move(ne), std::move(data)});
+         nbytes ? fmt::to_string(*nbytes) : std::string("an overflowing size"), dtype_info(type).name);
+  tensors_.push_back(Tensor{name, type, std::move(ne), std::move(data), *nbytes, nullptr});
+}
+
+void Writer::add_tensor_stream(const std::string& name, DType type, std::vector<int64_t> ne, Producer produce) {
+  if (!produce) fail("Writer: tensor '{}': no producer", name);
+  std::optional<uint64_t> nbytes = check_new_tensor(name, type, ne);
+  if (!nbytes) fail("Writer: tensor '{}': the size of a {} tensor of this shape overflows", name, dtype_info(type).name);
+  tensors_.push_back(Tensor{name, type, std::move(ne), {}, *nbytes, std::move(produce)});
 }
 
 Writer Writer::copy_of(const File& f) {
@@ -139,7 +154,7 @@ Writer Writer::copy_of(const File& f) {
   w.kv_ = f.metadata();
   w.tensors_.reserve(f.tensors().size());
   for (const TensorInfo& t : f.tensors())
-    w.tensors_.push_back(Tensor{t.name, t.dtype, t.ne, std::vector<uint8_t>(t.data, t.data + t.nbytes)});
+    w.tensors_.push_back(Tensor{t.name, t.dtype, t.ne, std::vector<uint8_t>(t.data, t.data + t.nbytes), t.nbytes, nullptr});
   return w;
 }
 
@@ -171,7 +186,7 @@ void Writer::emit(const std::function<void(const void*, size_t)>& out) const {
     for (int64_t d : t.ne) meta.put<uint64_t>(static_cast<uint64_t>(d));
     meta.put<uint32_t>(static_cast<uint32_t>(dtype_info(t.type).ggml_type));
     meta.put<uint64_t>(offset);
-    offset = align_up(offset + t.data.size(), alignment);
+    offset = align_up(offset + t.nbytes, alignment);
   }
   // Vocab-only files end right after the tensor infos, as llama.cpp's converters write them.
   if (!tensors_.empty()) meta.pad_to(alignment);
@@ -179,8 +194,21 @@ void Writer::emit(const std::function<void(const void*, size_t)>& out) const {
 
   const std::vector<uint8_t> zeros(alignment, 0);
   for (const Tensor& t : tensors_) {
-    out(t.data.data(), t.data.size());
-    out(zeros.data(), align_up(t.data.size(), alignment) - t.data.size());
+    if (t.produce) {
+      uint64_t got = 0;
+      t.produce([&](const void* p, size_t n) {
+        if (n > t.nbytes - got)
+          fail("Writer: tensor '{}': producer gave more than the {} bytes of a {} tensor of this shape", t.name,
+               t.nbytes, dtype_info(t.type).name);
+        got += n;
+        if (n) out(p, n);
+      });
+      if (got != t.nbytes)
+        fail("Writer: tensor '{}': producer gave {} bytes, expected {}", t.name, got, t.nbytes);
+    } else {
+      out(t.data.data(), t.data.size());
+    }
+    out(zeros.data(), align_up(t.nbytes, alignment) - t.nbytes);
   }
 }
 

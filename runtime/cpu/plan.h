@@ -13,6 +13,7 @@ enum class BufKind : uint8_t {
   State,   // index: plan.states[index] (the KV cache); offset into it
   Tokens,  // the i32 token ids of this call
   Pos,     // the i32 positions of this call
+  Null,    // an absent optional operand: the kernel sees nullptr
 };
 
 struct BufRef {
@@ -23,6 +24,9 @@ struct BufRef {
 
 struct Step {
   std::string kernel;              // symbol: a built-in kernel or a JIT-compiled one
+  // Calls of at least `batch_from_tokens` tokens run `batch_kernel` instead (GEMM vs GEMV); 0: never.
+  std::string batch_kernel;
+  int64_t batch_from_tokens = 0;
   std::vector<BufRef> bufs;
   std::vector<int64_t> ints;
   std::vector<float> floats;

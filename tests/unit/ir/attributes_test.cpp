@@ -15,8 +15,6 @@
 namespace nibble {
 namespace {
 
-using ::testing::HasSubstr;
-
 uint64_t bits(double d) {
   uint64_t b;
   std::memcpy(&b, &d, sizeof b);
@@ -74,7 +72,9 @@ TEST(IrAttributes, FloatStrRoundTripsRandomBitPatterns) {
     std::string s = float_str(v);
     ASSERT_NE(s.find_first_of(".ein"), std::string::npos) << s;  // never reads back as an integer
     ASSERT_EQ(bits(std::strtod(s.c_str(), nullptr)), b) << s;
-    if (i % 40 == 0) ASSERT_EQ(bits(reparse(v)), b) << s;  // the parser too, on a sample
+    if (i % 40 == 0) {
+      ASSERT_EQ(bits(reparse(v)), b) << s;  // the parser too, on a sample
+    }
   }
 }
 
@@ -91,7 +91,8 @@ TEST(IrAttributes, EveryByteRoundTripsThroughTheLexer) {
   std::string all;
   for (int c = 0; c < 256; ++c) all += char(c);
   for (const std::string& s : {all, std::string("plain"), std::string(), std::string("\\x41")}) {
-    Lexer lex(quote_string(s), "t");
+    std::string quoted = quote_string(s);  // the lexer views its text: keep it alive
+    Lexer lex(quoted, "t");
     Token t = lex.next();
     EXPECT_EQ(t.kind, Tok::String);
     EXPECT_EQ(t.text, s);
@@ -109,8 +110,9 @@ TEST(IrAttributes, SymbolStr) {
   EXPECT_EQ(symbol_str(""), "@\"\"");
   EXPECT_EQ(symbol_str("caf\xc3\xa9"), "@\"caf\\xc3\\xa9\"");
   // Every non-empty name reads back as the same symbol.
-  for (const std::string& name : {"w", "a b", "q\"x", "a-b$c", "caf\xc3\xa9", "x\ny", "@", "%1", "{}"}) {
-    Lexer lex(symbol_str(name), "t");
+  for (const char* name : {"w", "a b", "q\"x", "a-b$c", "caf\xc3\xa9", "x\ny", "@", "%1", "{}"}) {
+    std::string text = symbol_str(name);
+    Lexer lex(text, "t");
     Token t = lex.next();
     EXPECT_EQ(t.kind, Tok::Symbol) << name;
     EXPECT_EQ(t.text, name);

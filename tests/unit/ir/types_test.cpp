@@ -42,7 +42,9 @@ TEST(IrTypes, EveryDTypeHasGgmlBlockGeometry) {
     EXPECT_EQ(is_quantized(g.type), g.quantized);
     EXPECT_EQ(row_bytes(g.type, 0), 0);
     EXPECT_EQ(row_bytes(g.type, 4 * g.block_size), 4 * g.bytes_per_block);
-    if (g.block_size > 1) EXPECT_THROW(row_bytes(g.type, g.block_size + 1), Error);
+    if (g.block_size > 1) {
+      EXPECT_THROW(row_bytes(g.type, g.block_size + 1), Error);
+    }
   }
 }
 

@@ -1,0 +1,804 @@
+// The JIT kernels: one parametric matmul skeleton (task rows -> row blocks -> token tiles -> row
+// tiles -> k loop) with two tile shapes, the per-format block decoders (formats_ir.cpp), quantizers
+// and row decoders.
+//
+// Matmul tiles:
+//   - lanes = k ("tile"): RG rows x MT tokens; a vector holds consecutive levels of one row, so every
+//     block ends in a horizontal sum. Every ISA; the gemv path, and gemm without AVX512-VNNI.
+//   - lanes = rows ("tile16"): 16 rows x MT tokens, the gemm path on AVX512-VNNI; decoded levels are
+//     transposed so a vector holds 4 levels of 16 rows, and each feeds MT tokens whose activations
+//     are broadcast from memory (vpdpbusd's m32bcst operand).
+#include "codegen/cpu/kernel_gen.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <llvm/IR/InlineAsm.h>
+
+#include "codegen/cpu/formats_ir.h"
+#include "codegen/cpu/ir_builder.h"
+#include "support/error.h"
+
+namespace nibble::cpu::detail {
+using namespace llvm;
+
+namespace {
+
+int log2_of(int64_t r) {
+  int l = 0;
+  while ((int64_t(1) << l) < r) ++l;
+  return l;
+}
+
+int interleave_of(const std::string& layout) {
+  if (layout == "rows") return 1;
+  if (layout.rfind("rows_x", 0) == 0) return std::atoi(layout.c_str() + 6);
+  return 0;
+}
+
+bool is_float_weight(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+// Loads the NibbleKernelArgs fields.
+struct KernelArgs {
+  Value* bufs;
+  Value* ints;
+  Value* n_tokens;
+  Value* tb;
+  Value* te;
+};
+
+class Kernels : public IrGen {
+ public:
+  using IrGen::IrGen;
+
+  Function* kernel_function(const std::string& name, bool wide) {
+    return new_function(name, void_ty, {ptr, i64, i64}, true, wide);
+  }
+  KernelArgs args_of(Function* fn) {
+    KernelArgs a;
+    Value* args = fn->getArg(0);
+    a.bufs = load(ptr, args, 0);
+    a.ints = load(ptr, args, 8);
+    a.n_tokens = load(i64, args, 24);
+    a.tb = fn->getArg(1);
+    a.te = fn->getArg(2);
+    return a;
+  }
+  Value* buf(const KernelArgs& a, int i) { return load(ptr, a.bufs, 8 * i); }
+  Value* int_arg(const KernelArgs& a, int i) { return load(i64, a.ints, 8 * i); }
+
+  // ------------------------------------------------------------------------------------------
+  // Matmul. A tile function computes RG weight rows x MT tokens:
+  //   tile(w0, rstep, bstride, a0, astep, K, out0, ldo, unused, unused)
+  // row q's block j is at w0 + q * rstep + j * bstride; token t's activations at a0 + t * astep;
+  // out0 + (t * ldo + q) floats. The kernel applies bias / residual after the tile.
+  struct MatmulPlan {
+    QMatmulKernel k;
+    const IntFormat* fmt = nullptr;  // null: float weights
+    int V = 32;                      // bytes per chunk (integer path)
+    int FL = 8;                      // floats per vector (float path)
+    int R = 1;                       // layout interleave
+    int RG = 4, MT = 1;              // tile shape
+    int64_t bpb = 0, abpb = 0, be = 1;
+    int vbits = 256;                 // the schedule's vector width, clamped to the target's
+    bool pair = false;               // 32-element blocks two at a time in 512-bit vectors
+    bool wide = false;
+  };
+
+  MatmulPlan plan_matmul(const QMatmulKernel& k) {
+    MatmulPlan p;
+    p.k = k;
+    p.fmt = int_format(k.weight);
+    p.R = interleave_of(k.layout);
+    const int vbits = std::min(k.sched.vector_bits, T.vector_bits());
+    p.vbits = vbits;
+    p.MT = k.sched.gemm ? std::clamp(k.sched.m_tile, 1, 16) : 1;
+    if (!use_tile16(p, isa, has512)) p.MT = std::min(p.MT, p.fmt ? 8 : 4);  // lanes=k tiles: RG x MT accumulators
+    if (p.fmt) {
+      p.V = (has512 && vbits >= 512 && isa != Isa::Generic) ? 64 : 32;
+      p.pair = p.fmt->be == 32 && p.V == 64;
+      p.be = p.fmt->be;
+      p.bpb = p.fmt->bpb;
+      p.abpb = p.fmt->abpb;
+      p.wide = p.V == 64;
+      const bool big_regs = has512;  // 32 vector registers
+      p.RG = k.sched.gemm ? (big_regs ? 4 : 2) : 4;
+      if (k.sched.gemm && p.MT > 4) p.RG = 2;
+    } else {
+      p.FL = std::max(4, vbits / 32);
+      p.be = 1;
+      p.bpb = dtype_info(k.weight).bytes_per_block;
+      p.abpb = 4;
+      p.wide = p.FL == 16;
+      p.RG = p.MT > 4 ? 2 : 4;  // RG x MT accumulators
+    }
+    if (p.R > 1) p.RG = std::min(p.RG, p.R);
+    return p;
+  }
+
+  // Accumulators of one (row, token) pair.
+  struct Acc {
+    AllocaInst* f = nullptr;  // <L x f32> (integer path) or <FL x f32> (float path)
+    AllocaInst* k = nullptr;  // <8 x f32> k-quant mins
+    AllocaInst* m = nullptr;  // f32: affine mins (integer path) / scalar tail (float path)
+  };
+
+  // Tiles depend on the format, vector width, tile shape and unroll only (not on the layout,
+  // rows_per_task or epilogue), so kernels of one module share them.
+  Function* emit_tile(const MatmulPlan& p, int RG, int MT) {
+    const std::string name = fmt::format("nibble.tile.{}.v{}.{}x{}.u{}", dtype_name(p.k.weight), p.fmt ? p.V : p.FL * 4,
+                                         RG, MT, std::clamp(p.k.sched.k_unroll, 1, 8));
+    if (Function* existing = M.getFunction(name)) return existing;
+    Function* fn = new_function(name, void_ty, {ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, ptr}, false, p.wide);
+    begin(fn);
+    Value* w0 = fn->getArg(0);
+    Value* rstep = fn->getArg(1);
+    Value* bstride = fn->getArg(2);
+    Value* a0 = fn->getArg(3);
+    Value* astep = fn->getArg(4);
+    Value* K = fn->getArg(5);
+    Value* out0 = fn->getArg(6);
+    Value* ldo = fn->getArg(7);
+
+    std::vector<Value*> wrow(static_cast<size_t>(RG)), arow(static_cast<size_t>(MT));
+    for (int q = 0; q < RG; ++q) wrow[size_t(q)] = gep(w0, B.CreateMul(rstep, ci64(q)));
+    for (int t = 0; t < MT; ++t) arow[size_t(t)] = gep(a0, B.CreateMul(astep, ci64(t)));
+
+    std::vector<std::vector<Acc>> acc(static_cast<size_t>(RG), std::vector<Acc>(static_cast<size_t>(MT)));
+    std::vector<std::vector<Value*>> results(static_cast<size_t>(RG), std::vector<Value*>(static_cast<size_t>(MT)));
+    if (p.fmt) {
+      // One block per step (k-quants at V; 32-element blocks at 32 bytes), or two 32-element
+      // blocks per step at 64 bytes (pair) with a one-block step for an odd block count.
+      IntDot dot(*this, *p.fmt, p.pair ? 32 : p.V);
+      const unsigned L = unsigned(dot.L);
+      std::vector<std::vector<AllocaInst*>> f2(static_cast<size_t>(RG)), m2(static_cast<size_t>(RG));
+      for (int q = 0; q < RG; ++q)
+        for (int t = 0; t < MT; ++t) {
+          Acc& a = acc[size_t(q)][size_t(t)];
+          a.f = var(vt(f32, L), zero(vt(f32, L)), "facc");
+          if (p.fmt->mk == MinKind::KMins) a.k = var(vt(f32, 8), zero(vt(f32, 8)), "kacc");
+          if (p.fmt->mk == MinKind::Affine) a.m = var(f32, cf32(0), "macc");
+          if (p.pair) {
+            f2[size_t(q)].push_back(var(vt(f32, 16), zero(vt(f32, 16)), "facc2"));
+            if (p.fmt->mk == MinKind::Affine) m2[size_t(q)].push_back(var(vt(f32, 2), zero(vt(f32, 2)), "macc2"));
+          }
+        }
+      Value* nb = B.CreateSDiv(K, ci64(p.be));
+      // Software prefetch of the weight stream, about 2 KiB ahead per row (the hardware prefetcher
+      // alone leaves a single thread short of DRAM bandwidth).
+      const int64_t pf_blocks = std::max<int64_t>(2, kPrefetchBytes / p.bpb);
+      auto prefetch_rows = [&](Value* j, int blocks) {
+        for (int q = 0; q < RG; ++q) {
+          Value* ahead = gep(wrow[size_t(q)], B.CreateMul(B.CreateAdd(j, ci64(pf_blocks)), bstride));
+          for (int64_t l = 0; l < (blocks * p.bpb + 63) / 64; ++l) prefetch(gep(ahead, 64 * l));
+        }
+      };
+      auto body = [&](Value* j) {
+        prefetch_rows(j, 1);
+        std::vector<ABlock> ab;
+        for (int t = 0; t < MT; ++t) ab.push_back(dot.load_act(gep(arow[size_t(t)], B.CreateMul(j, ci64(p.abpb)))));
+        for (int q = 0; q < RG; ++q) {
+          WBlock wb = dot.decode(gep(wrow[size_t(q)], B.CreateMul(j, bstride)));
+          dot.prepare_for_dot(wb);
+          for (int t = 0; t < MT; ++t) {
+            const ABlock& a = ab[size_t(t)];
+            Acc& c = acc[size_t(q)][size_t(t)];
+            Value* iacc = dot.block_dot(wb, a);
+            Value* s = B.CreateFMul(wb.d, a.d);
+            set(c.f, fmuladd(B.CreateSIToFP(iacc, vt(f32, L)), bcast(s, L), get(c.f)));
+            if (c.k) {
+              Value* imin = madd16(wb.gmin16, a.bsums);
+              set(c.k, fmuladd(B.CreateSIToFP(imin, vt(f32, 8)), bcast(B.CreateFMul(wb.dmin, a.d), 8), get(c.k)));
+            }
+            if (c.m) set(c.m, fmuladd(wb.dmin, a.s, get(c.m)));
+          }
+        }
+      };
+      if (p.pair) {
+        IntDot dot2(*this, *p.fmt, 64);
+        auto body2 = [&](Value* jp) {
+          Value* j = B.CreateMul(jp, ci64(2));
+          prefetch_rows(j, 2);
+          std::vector<ABlock> ab;
+          for (int t = 0; t < MT; ++t)
+            ab.push_back(dot2.load_act_pair(gep(arow[size_t(t)], B.CreateMul(j, ci64(p.abpb)))));
+          for (int q = 0; q < RG; ++q) {
+            Value* p0 = gep(wrow[size_t(q)], B.CreateMul(j, bstride));
+            WBlock wb = dot2.decode_pair(p0, gep(p0, bstride));
+            dot2.prepare_for_dot(wb);
+            for (int t = 0; t < MT; ++t) {
+              const ABlock& a = ab[size_t(t)];
+              Value* iacc = dot2.block_dot(wb, a);
+              Value* s = shuffle(B.CreateFMul(wb.d, a.d), {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1});
+              AllocaInst* fa = f2[size_t(q)][size_t(t)];
+              set(fa, fmuladd(B.CreateSIToFP(iacc, vt(f32, 16)), s, get(fa)));
+              if (!m2[size_t(q)].empty()) {
+                AllocaInst* ma = m2[size_t(q)][size_t(t)];
+                set(ma, fmuladd(wb.dmin, a.s, get(ma)));
+              }
+            }
+          }
+        };
+        k_loop(B.CreateSDiv(nb, ci64(2)), p.k.sched.k_unroll, body2);
+        if_then(B.CreateICmpNE(B.CreateSRem(nb, ci64(2)), ci64(0)), [&] { body(B.CreateSub(nb, ci64(1))); });
+      } else {
+        k_loop(nb, p.k.sched.k_unroll, body);
+      }
+      for (int q = 0; q < RG; ++q)
+        for (int t = 0; t < MT; ++t) {
+          Acc& c = acc[size_t(q)][size_t(t)];
+          Value* v = hadd_f(get(c.f));
+          if (p.pair) v = B.CreateFAdd(v, hadd_f(get(f2[size_t(q)][size_t(t)])));
+          if (c.k) v = B.CreateFSub(v, hadd_f(get(c.k)));
+          if (c.m) v = B.CreateFAdd(v, get(c.m));
+          if (p.pair && !m2[size_t(q)].empty()) v = B.CreateFAdd(v, hadd_f(get(m2[size_t(q)][size_t(t)])));
+          results[size_t(q)][size_t(t)] = v;
+        }
+    } else {
+      const unsigned FL = unsigned(p.FL);
+      const DType wt = p.k.weight;
+      const int es = int(p.bpb);
+      auto load_w = [&](Value* ptr_, unsigned n) -> Value* {
+        if (wt == DType::F32) return load(n == 1 ? f32 : (Type*)vt(f32, n), ptr_);
+        Value* h = load(n == 1 ? i16 : (Type*)vt(i16, n), ptr_);
+        return wt == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+      };
+      for (auto& row : acc)
+        for (Acc& a : row) {
+          a.f = var(vt(f32, FL), zero(vt(f32, FL)), "facc");
+          a.m = var(f32, cf32(0), "sacc");
+        }
+      Value* nv = B.CreateSDiv(K, ci64(FL));
+      k_loop(nv, p.k.sched.k_unroll, [&](Value* j) {
+        for (int q = 0; q < RG; ++q)
+          prefetch(gep(wrow[size_t(q)], B.CreateAdd(B.CreateMul(j, ci64(es * FL)), ci64(kPrefetchBytes))));
+        std::vector<Value*> av(static_cast<size_t>(MT));
+        for (int t = 0; t < MT; ++t) av[size_t(t)] = load(vt(f32, FL), gep(arow[size_t(t)], B.CreateMul(j, ci64(4 * FL))));
+        for (int q = 0; q < RG; ++q) {
+          Value* wv = load_w(gep(wrow[size_t(q)], B.CreateMul(j, ci64(es * FL))), FL);
+          for (int t = 0; t < MT; ++t) {
+            Acc& c = acc[size_t(q)][size_t(t)];
+            set(c.f, fmuladd(wv, av[size_t(t)], get(c.f)));
+          }
+        }
+      });
+      for_range(B.CreateMul(nv, ci64(FL)), K, ci64(1), [&](Value* e) {
+        std::vector<Value*> av(static_cast<size_t>(MT));
+        for (int t = 0; t < MT; ++t) av[size_t(t)] = load(f32, gep(arow[size_t(t)], B.CreateMul(e, ci64(4))));
+        for (int q = 0; q < RG; ++q) {
+          Value* wv = load_w(gep(wrow[size_t(q)], B.CreateMul(e, ci64(es))), 1);
+          for (int t = 0; t < MT; ++t) {
+            Acc& c = acc[size_t(q)][size_t(t)];
+            set(c.m, fmuladd(wv, av[size_t(t)], get(c.m)));
+          }
+        }
+      });
+      for (int q = 0; q < RG; ++q)
+        for (int t = 0; t < MT; ++t) {
+          Acc& c = acc[size_t(q)][size_t(t)];
+          results[size_t(q)][size_t(t)] = B.CreateFAdd(hadd_f(get(c.f)), get(c.m));
+        }
+    }
+    for (int t = 0; t < MT; ++t)
+      for (int q = 0; q < RG; ++q) {
+        Value* idx = B.CreateAdd(B.CreateMul(ldo, ci64(t)), ci64(q));
+        store(results[size_t(q)][size_t(t)], gep(out0, B.CreateMul(idx, ci64(4))));
+      }
+    B.CreateRetVoid();
+    return fn;
+  }
+
+  static constexpr int64_t kPrefetchBytes = 2048;  // distance of the software prefetch in a weight row
+  static constexpr int64_t kRowBlockBytes = 256 << 10;  // weights all tokens use before the next ones
+  void prefetch(Value* p) { B.CreateIntrinsic(Intrinsic::prefetch, {ptr}, {p, B.getInt32(0), B.getInt32(3), B.getInt32(1)}); }
+
+  // for j in [0, n): body(j), unrolled by u with a remainder loop.
+  void k_loop(Value* n, int u, const std::function<void(Value*)>& body) {
+    u = std::clamp(u, 1, 8);
+    if (u == 1) {
+      for_range(ci64(0), n, ci64(1), body);
+      return;
+    }
+    Value* nmain = B.CreateSub(n, B.CreateSRem(n, ci64(u)));
+    for_range(ci64(0), nmain, ci64(u), [&](Value* j) {
+      for (int k = 0; k < u; ++k) body(B.CreateAdd(j, ci64(k)));
+    });
+    for_range(nmain, n, ci64(1), body);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // GEMM with lanes = rows (AVX512-VNNI): 16 weight rows x MT tokens. Each row's block is decoded as
+  // everywhere else, then its level dwords are transposed so one vector holds the same 4 levels of
+  // 16 rows; every decoded vector then feeds MT tokens, whose activations are broadcast 4 bytes at a
+  // time straight from memory. Block (and group) sums stay exact integers.
+  //   tile16(w0, gstep, rstep, bstride, a0, astep, K, out0, ldo, log2(R), unused, tab)
+  // row i's block j: w0 + (i / R) gstep + (i % R) rstep + j bstride (R: the layout's interleave).
+  // tab (q8_0 / q8_1 activations, on the stack: MT x nb entries): per token t and block j, at
+  // tab + (t nb + j) entry: i32 offset correction, f32 d, [f32 s (q8_1)].
+  static bool use_tile16(const MatmulPlan& p, Isa isa, bool has512) {
+    return p.fmt && p.k.sched.gemm && isa == Isa::Vnni && has512 && p.vbits >= 512;
+  }
+  static bool needs_tab(const MatmulPlan& p) { return p.fmt->act != DType::Q8_K; }
+  static int64_t tab_entry(const MatmulPlan& p) { return p.fmt->act == DType::Q8_1 ? 12 : 8; }
+
+  Function* emit_tile16(const MatmulPlan& p, int MT) {
+    const std::string name = fmt::format("nibble.tile16.{}.m{}", dtype_name(p.k.weight), MT);
+    if (Function* existing = M.getFunction(name)) return existing;
+    Function* fn = new_function(name, void_ty, {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, i64, ptr}, false, true);
+    begin(fn);
+    Value* w0 = fn->getArg(0);
+    Value* gstep = fn->getArg(1);
+    Value* rstep = fn->getArg(2);
+    Value* bstride = fn->getArg(3);
+    Value* a0 = fn->getArg(4);
+    Value* astep = fn->getArg(5);
+    Value* K = fn->getArg(6);
+    Value* out0 = fn->getArg(7);
+    Value* ldo = fn->getArg(8);
+    Value* log2r = fn->getArg(9);
+    Value* tab = fn->getArg(11);
+    const IntFormat& f = *p.fmt;
+    IntDot dot(*this, f, f.be == 256 ? 64 : 32);
+    const int L = dot.L;
+    Value* nb = B.CreateSDiv(K, ci64(p.be));
+
+    // Row i of the tile: group i >> log2(R), position i & (R - 1) in it (R = 1 for "rows").
+    std::vector<Value*> rowbase(16);
+    Value* rmask = B.CreateSub(B.CreateShl(ci64(1), log2r), ci64(1));
+    for (int i = 0; i < 16; ++i)
+      rowbase[size_t(i)] = gep(w0, B.CreateAdd(B.CreateMul(gstep, B.CreateLShr(ci64(i), log2r)),
+                                                B.CreateMul(rstep, B.CreateAnd(ci64(i), rmask))));
+    std::vector<Value*> arow(static_cast<size_t>(MT));
+    for (int t = 0; t < MT; ++t) arow[size_t(t)] = gep(a0, B.CreateMul(astep, ci64(t)));
+
+    auto V16 = [&](Type* e) { return vt(e, 16); };
+    std::vector<AllocaInst*> facc(static_cast<size_t>(MT));
+    for (int t = 0; t < MT; ++t) {
+      facc[size_t(t)] = var(V16(f32), zero(V16(f32)), "facc");
+    }
+    const bool tabbed = needs_tab(p);
+
+    auto body = [&](Value* j) {
+      // The scales of the 16 rows first; the levels chunk by chunk where they are used, which keeps
+      // the decoded vectors out of the stack.
+      std::vector<Value*> rowp;
+      std::vector<WBlock> wb;
+      for (int i = 0; i < 16; ++i) {
+        rowp.push_back(gep(rowbase[size_t(i)], B.CreateMul(j, bstride)));
+        wb.push_back(dot.decode_scales(rowp.back()));
+      }
+      auto levels = [&](int i, size_t c) {
+        Value* q = dot.decode_levels(rowp[size_t(i)], int(c));
+        return f.sgn ? B.CreateXor(q, splat(i8, unsigned(dot.V), 0x80)) : q;
+      };
+      // Block scales of the 16 rows: f16 bits gathered, converted at once.
+      auto f16_rows = [&](Value* WBlock::*raw, Value* WBlock::*val) {
+        if (wb[0].*raw) {
+          std::vector<Value*> v;
+          for (auto& b : wb) v.push_back(b.*raw);
+          return f16_to_f32(vec_of(v));
+        }
+        std::vector<Value*> v;
+        for (auto& b : wb) v.push_back(b.*val);
+        return vec_of(v);
+      };
+      Value* dv = f16_rows(&WBlock::d_raw, &WBlock::d);
+      std::vector<Value*> Gs, Gm16;
+      Value* dminv = nullptr;
+      Value* mv = nullptr;
+      if (f.group) {
+        std::vector<Value*> g;
+        for (auto& b : wb) g.push_back(b.gscale);
+        Gs = transpose16(g);
+      }
+      if (f.mk == MinKind::KMins) {
+        std::vector<Value*> g;
+        for (auto& b : wb) g.push_back(b.gmin);
+        std::vector<Value*> Gm = transpose16(g);  // per group, mins of the 16 rows (< 64)
+        // i16 pairs for vpdpwssd against q8_K's bsums (per 16 elements): groups of 32 use their min
+        // for both halves, groups of 16 pair up.
+        if (f.group == 32) {
+          for (Value* m : Gm) Gm16.push_back(B.CreateOr(m, B.CreateShl(m, splat(i32, 16, 16))));
+        } else {
+          for (size_t g2 = 0; g2 < Gm.size(); g2 += 2)
+            Gm16.push_back(B.CreateOr(Gm[g2], B.CreateShl(Gm[g2 + 1], splat(i32, 16, 16))));
+        }
+        dminv = f16_rows(&WBlock::dmin_raw, &WBlock::dmin);
+      }
+      if (f.mk == MinKind::Affine) mv = f16_rows(&WBlock::dmin_raw, &WBlock::dmin);
+
+      std::vector<Value*> ab(static_cast<size_t>(MT)), tb(static_cast<size_t>(MT)), iacc(static_cast<size_t>(MT), nullptr);
+      for (int t = 0; t < MT; ++t) {
+        ab[size_t(t)] = gep(arow[size_t(t)], B.CreateMul(j, ci64(p.abpb)));
+        if (tabbed) tb[size_t(t)] = gep(tab, B.CreateMul(B.CreateAdd(B.CreateMul(nb, ci64(t)), j), ci64(tab_entry(p))));
+      }
+      auto bcast_i32 = [&](Value* base, int64_t off) { return bcast(load(i32, base, off), 16); };
+      // Spans of 8 dwords (32 levels) of each chunk: transposed, then consumed by every token
+      // before the next span, which keeps 8 level vectors live.
+      for (size_t c = 0; c < dot.segs.size(); ++c) {
+        for (int d0 = 0; d0 < L; d0 += 8) {
+          // A scheduling fence between spans (an empty asm that clobbers memory: the span's
+          // activation loads stay after it): without it the backend interleaves all spans of a
+          // block for latency and spills every decoded vector.
+          B.CreateCall(InlineAsm::get(FunctionType::get(void_ty, false), "", "~{memory}", true), {});
+          std::vector<Value*> rows_c;
+          for (int i = 0; i < 16; ++i)
+            rows_c.push_back(slice(B.CreateBitCast(levels(i, c), vt(i32, unsigned(L))), unsigned(d0), 8));
+          std::vector<Value*> T = transpose16(rows_c);  // T[d]: dword d0 + d of chunk c, 16 rows
+          for (int t = 0; t < MT; ++t) {
+            Value* ap = ab[size_t(t)];
+            if (!f.group) {
+              Value* acc = iacc[size_t(t)];
+              if (!acc) acc = (dot.eoff && tabbed) ? bcast_i32(tb[size_t(t)], 0) : zero(V16(i32));
+              for (int d = 0; d < 8; ++d)
+                acc = dpbusd(acc, T[size_t(d)], bcast_i32(ap, f.a_qs + elem_at(dot.segs[c], 4 * (d0 + d))));
+              iacc[size_t(t)] = acc;
+              continue;
+            }
+            // Runs of dwords of one group: their sum is scaled by the group's integer scale.
+            for (int da = 0; da < 8;) {
+              const int e0 = elem_at(dot.segs[c], 4 * (d0 + da));
+              const int g = e0 / f.group;
+              int db = da;
+              while (db < 8 && elem_at(dot.segs[c], 4 * (d0 + db)) / f.group == g) ++db;
+              Value* acc = zero(V16(i32));
+              if (dot.eoff) {  // -offset * sum(a) over the group, from q8_K's sums of 16
+                Value* bs = B.CreateSExt(load(i16, ap, 4 + 256 + 2 * (e0 / 16)), i32);
+                if (f.group == 32) bs = B.CreateAdd(bs, B.CreateSExt(load(i16, ap, 4 + 256 + 2 * (e0 / 16 + 1)), i32));
+                acc = bcast(B.CreateMul(bs, ci32(-dot.eoff)), 16);
+              }
+              for (int d = da; d < db; ++d)
+                acc = dpbusd(acc, T[size_t(d)], bcast_i32(ap, f.a_qs + elem_at(dot.segs[c], 4 * (d0 + d))));
+              Value* sc = B.CreateMul(acc, Gs[size_t(g)]);
+              iacc[size_t(t)] = iacc[size_t(t)] ? B.CreateAdd(iacc[size_t(t)], sc) : sc;
+              da = db;
+            }
+          }
+        }
+      }
+      for (int t = 0; t < MT; ++t) {
+        Value* ap = ab[size_t(t)];
+        Value* ad = bcast(tabbed ? load(f32, tb[size_t(t)], 4) : load(f32, ap, 0), 16);
+        Value* acc = fmuladd(B.CreateSIToFP(iacc[size_t(t)], V16(f32)), B.CreateFMul(dv, ad), get(facc[size_t(t)]));
+        if (f.mk == MinKind::KMins) {
+          Value* imin = zero(V16(i32));
+          for (size_t k = 0; k < Gm16.size(); ++k) imin = dpwssd(imin, Gm16[k], bcast_i32(ap, 4 + 256 + 4 * int64_t(k)));
+          acc = fmuladd(B.CreateSIToFP(imin, V16(f32)), B.CreateFNeg(B.CreateFMul(dminv, ad)), acc);
+        }
+        if (f.mk == MinKind::Affine) acc = fmuladd(mv, bcast(load(f32, tb[size_t(t)], 8), 16), acc);
+        set(facc[size_t(t)], acc);
+      }
+    };
+    k_loop(nb, 1, body);
+    for (int t = 0; t < MT; ++t) store(get(facc[size_t(t)]), gep(out0, B.CreateMul(B.CreateMul(ldo, ci64(t)), ci64(4))));
+    B.CreateRetVoid();
+    return fn;
+  }
+
+  void emit_matmul(const KernelSpec& spec) {
+    const MatmulPlan p = plan_matmul(spec.mm);
+    const std::string& sym = spec.symbol;
+    const bool t16 = use_tile16(p, isa, has512);
+    // Tiles: full (RG x MT), row tail (1 x MT), token tail (RG x 1), corner (1 x 1).
+    Function* t_full = t16 ? emit_tile16(p, p.MT) : emit_tile(p, p.RG, p.MT);
+    Function* t_row = emit_tile(p, 1, p.MT);
+    // Leftover tokens of the 16-row path: the gemv tile.
+    Function* t_tok = emit_tile(p, t16 ? std::min(4, p.R == 1 ? 4 : p.R) : p.RG, 1);
+    Function* t_one = emit_tile(p, 1, 1);
+
+    Function* fn = kernel_function(sym, p.wide || t16);
+    begin(fn);
+    KernelArgs ka = args_of(fn);
+    Value* w = buf(ka, 0);
+    Value* a = buf(ka, 1);
+    Value* out = buf(ka, 2);
+    int next = 3;
+    Value* nullp = ConstantPointerNull::get(cast<PointerType>(ptr));
+    Value* bias = spec.mm.bias ? buf(ka, next++) : nullp;
+    Value* res = spec.mm.residual ? buf(ka, next++) : nullp;
+    Value* N = int_arg(ka, 0);
+    Value* K = int_arg(ka, 1);
+    Value* M0 = int_arg(ka, 2);
+    Value* M = B.CreateSelect(B.CreateICmpEQ(M0, ci64(0)), ka.n_tokens, M0);
+    Value* nb = B.CreateSDiv(K, ci64(p.be));
+    Value* wrow = B.CreateMul(nb, ci64(p.bpb));
+    Value* arow = p.fmt ? B.CreateMul(nb, ci64(p.abpb)) : B.CreateMul(K, ci64(4));
+    const int64_t RPT = std::max(1, spec.mm.sched.rows_per_task);
+    Value* bpb = ci64(p.bpb);
+    // Per-token block table of the 16-row tiles (stack: MT x nb x 8 or 12 bytes).
+    Value* tab = nullp;
+    if (t16 && needs_tab(p)) {
+      auto* al = B.CreateAlloca(i8, B.CreateMul(B.CreateMul(nb, ci64(p.MT)), ci64(tab_entry(p))), "tab");
+      al->setAlignment(Align(64));
+      tab = al;
+    }
+
+    // Epilogue of a tile's outputs (rows [r, r + nr) of tokens [m0, m0 + mt)): (dot + bias), then
+    // residual + that, as the unfused graph computes them.
+    auto epilogue = [&](Value* m0, Value* r, int nr, int mt) {
+      if (!spec.mm.bias && !spec.mm.residual) return;
+      for (int t = 0; t < mt; ++t) {
+        Value* o = B.CreateAdd(B.CreateMul(B.CreateAdd(m0, ci64(t)), N), r);
+        Value* po = gep(out, B.CreateMul(o, ci64(4)));
+        Type* ty = nr == 1 ? f32 : (Type*)vt(f32, unsigned(nr));
+        Value* v = load(ty, po);
+        if (spec.mm.bias) v = B.CreateFAdd(v, load(ty, gep(bias, B.CreateMul(r, ci64(4)))));
+        if (spec.mm.residual) v = B.CreateFAdd(load(ty, gep(res, B.CreateMul(o, ci64(4)))), v);
+        store(v, po);
+      }
+    };
+    auto call_tile = [&](Function* tile, Value* w0, Value* rstep, Value* bstride, Value* m0, Value* r, int nr, int mt) {
+      Value* a0 = gep(a, B.CreateMul(m0, arow));
+      Value* out0 = gep(out, B.CreateMul(B.CreateAdd(B.CreateMul(m0, N), r), ci64(4)));
+      B.CreateCall(tile, {w0, rstep, bstride, a0, arow, K, out0, N, nullp, nullp});
+      epilogue(m0, r, nr, mt);
+    };
+    auto call_tile16 = [&](Function* tile, Value* w0, Value* gstep, Value* rstep, Value* bstride, Value* m0, Value* r,
+                           int log2r, int mt) {
+      Value* a0 = gep(a, B.CreateMul(m0, arow));
+      Value* out0 = gep(out, B.CreateMul(B.CreateAdd(B.CreateMul(m0, N), r), ci64(4)));
+      B.CreateCall(tile, {w0, gstep, rstep, bstride, a0, arow, K, out0, N, ci64(log2r), ci64(0), tab});
+      epilogue(m0, r, 16, mt);
+    };
+    // The activation table of tokens [m0, m0 + mt).
+    auto fill_tab = [&](Value* m0, int mt) {
+      const IntDot dot(*this, *p.fmt, 32);
+      for (int t = 0; t < mt; ++t) {
+        Value* arow_t = gep(a, B.CreateMul(B.CreateAdd(m0, ci64(t)), arow));
+        for_range(ci64(0), nb, ci64(1), [&](Value* j) {
+          Value* ab = gep(arow_t, B.CreateMul(j, ci64(p.abpb)));
+          Value* te = gep(tab, B.CreateMul(B.CreateAdd(B.CreateMul(nb, ci64(t)), j), ci64(tab_entry(p))));
+          Value* corr = ci32(0);
+          if (dot.eoff) {
+            Value* sum = hadd_i(B.CreateSExt(load_bytes(ab, p.fmt->a_qs, 32), vt(i32, 32)));
+            corr = B.CreateMul(sum, ci32(-dot.eoff));
+          }
+          store(corr, te, 0);
+          store(f16_to_f32(load(i16, ab, 0)), te, 4);
+          if (p.fmt->act == DType::Q8_1) store(f16_to_f32(load(i16, ab, 2)), te, 8);
+        });
+      }
+    };
+
+    // Rows [r0, r1) for tokens [m0, m0 + mt) with the given tiles.
+    auto rows = [&](Value* r0, Value* r1, Value* m0, int mt, Function* tile_g, Function* tile_1, bool use16) {
+      const int RG = use16 ? 16 : (t16 ? std::min(4, p.R == 1 ? 4 : p.R) : p.RG);
+      AllocaInst* r = var(i64, r0, "r");
+      if (p.R == 1) {
+        while_loop([&] { return B.CreateICmpSLE(B.CreateAdd(get(r), ci64(RG)), r1); },
+                   [&] {
+                     Value* rv = get(r);
+                     Value* w0 = gep(w, B.CreateMul(rv, wrow));
+                     if (use16) call_tile16(tile_g, w0, wrow, ci64(0), bpb, m0, rv, 0, mt);
+                     else call_tile(tile_g, w0, wrow, bpb, m0, rv, RG, mt);
+                     set(r, B.CreateAdd(rv, ci64(RG)));
+                   });
+        while_loop([&] { return B.CreateICmpSLT(get(r), r1); },
+                   [&] {
+                     Value* rv = get(r);
+                     call_tile(tile_1, gep(w, B.CreateMul(rv, wrow)), wrow, bpb, m0, rv, 1, mt);
+                     set(r, B.CreateAdd(rv, ci64(1)));
+                   });
+        return;
+      }
+      const int64_t R = p.R;
+      while_loop([&] { return B.CreateICmpSLT(get(r), r1); },
+                 [&] {
+                   Value* rv = get(r);
+                   Value* gi = B.CreateSDiv(rv, ci64(R));
+                   Value* i = B.CreateSub(rv, B.CreateMul(gi, ci64(R)));
+                   Value* gbase = gep(w, B.CreateMul(B.CreateMul(gi, ci64(R)), wrow));
+                   // A whole tile of groups: RG rows of one group, or 16 rows of 16 / R whole groups.
+                   const int64_t span = use16 ? std::max<int64_t>(16, R) : R;
+                   Value* full = B.CreateAnd(B.CreateICmpEQ(i, ci64(0)), B.CreateICmpSLE(B.CreateAdd(rv, ci64(span)), r1));
+                   if_then(
+                       full,
+                       [&] {
+                         if (use16) {
+                           call_tile16(tile_g, gbase, B.CreateMul(wrow, ci64(R)), bpb, ci64(R * p.bpb), m0, rv, log2_of(R), mt);
+                         } else {
+                           for (int64_t pass = 0; pass < R / RG; ++pass)
+                             call_tile(tile_g, gep(gbase, pass * RG * p.bpb), bpb, ci64(R * p.bpb), m0,
+                                       B.CreateAdd(rv, ci64(pass * RG)), RG, mt);
+                         }
+                         set(r, B.CreateAdd(rv, ci64(span)));
+                       },
+                       [&] {
+                         Value* rg = B.CreateSelect(B.CreateICmpSLT(B.CreateSub(N, B.CreateMul(gi, ci64(R))), ci64(R)),
+                                                    B.CreateSub(N, B.CreateMul(gi, ci64(R))), ci64(R));
+                         call_tile(tile_1, gep(gbase, B.CreateMul(i, bpb)), ci64(0), B.CreateMul(rg, bpb), m0, rv, 1, mt);
+                         set(r, B.CreateAdd(rv, ci64(1)));
+                       });
+                 });
+    };
+
+    // The task range is one contiguous range of rows, done in blocks of about kRowBlockBytes of
+    // weights (a multiple of 16 rows, they stay in L2 while every token passes over them), each for
+    // all tokens, tile by tile.
+    Value* rt0 = B.CreateMul(ka.tb, ci64(RPT));
+    Value* rt1 = B.CreateMul(ka.te, ci64(RPT));
+    rt1 = B.CreateSelect(B.CreateICmpSLT(rt1, N), rt1, N);
+    Value* rb = B.CreateUDiv(ci64(kRowBlockBytes), B.CreateAdd(wrow, ci64(1)));
+    rb = B.CreateSelect(B.CreateICmpULT(rb, ci64(16)), ci64(16), B.CreateSelect(B.CreateICmpUGT(rb, ci64(256)), ci64(256), rb));
+    rb = B.CreateAnd(rb, ci64(~int64_t(15)));
+    for_range(rt0, rt1, rb, [&](Value* r0) {
+      Value* r1 = B.CreateAdd(r0, rb);
+      r1 = B.CreateSelect(B.CreateICmpSLT(r1, rt1), r1, rt1);
+      AllocaInst* m = var(i64, ci64(0), "m");
+      if (p.MT > 1) {
+        while_loop([&] { return B.CreateICmpSLE(B.CreateAdd(get(m), ci64(p.MT)), M); },
+                   [&] {
+                     if (t16 && needs_tab(p)) fill_tab(get(m), p.MT);
+                     rows(r0, r1, get(m), p.MT, t_full, t_row, t16);
+                     set(m, B.CreateAdd(get(m), ci64(p.MT)));
+                   });
+      }
+      while_loop([&] { return B.CreateICmpSLT(get(m), M); },
+                 [&] {
+                   rows(r0, r1, get(m), 1, t_tok, t_one, false);
+                   set(m, B.CreateAdd(get(m), ci64(1)));
+                 });
+    });
+    B.CreateRetVoid();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // quantize_<act>: rows of f32 [M, K] -> activation blocks; bit-exact with quantize_row.
+  void emit_quantize(const KernelSpec& spec) {
+    const DType act = spec.type;
+    const int be = act == DType::Q8_K ? 256 : 32;
+    const int abpb = dtype_info(act).bytes_per_block;
+    Function* fn = kernel_function(spec.symbol, false);
+    begin(fn);
+    KernelArgs ka = args_of(fn);
+    Value* x = buf(ka, 0);
+    Value* out = buf(ka, 1);
+    Value* K = int_arg(ka, 0);
+    Value* nb = B.CreateSDiv(K, ci64(be));
+    for_range(ka.tb, ka.te, ci64(1), [&](Value* row) {
+      Value* xr = gep(x, B.CreateMul(row, B.CreateMul(K, ci64(4))));
+      Value* orow = gep(out, B.CreateMul(row, B.CreateMul(nb, ci64(abpb))));
+      for_range(ci64(0), nb, ci64(1), [&](Value* j) {
+        Value* xb = gep(xr, B.CreateMul(j, ci64(4 * be)));
+        Value* ob = gep(orow, B.CreateMul(j, ci64(abpb)));
+        if (act == DType::Q8_K) quantize_q8k_block(xb, ob);
+        else quantize_q8_block(xb, ob, act == DType::Q8_1);
+      });
+    });
+    B.CreateRetVoid();
+  }
+
+  void quantize_q8_block(Value* xb, Value* ob, bool with_sum) {
+    Value* xv = load(vt(f32, 32), xb);
+    Value* amax = B.CreateFPMaxReduce(B.CreateUnaryIntrinsic(Intrinsic::fabs, xv));
+    Value* d = B.CreateFDiv(amax, cf32(127.0));
+    Value* id = B.CreateSelect(B.CreateFCmpUNE(d, cf32(0.0)), B.CreateFDiv(cf32(1.0), d), cf32(0.0));
+    store(f32_to_f16(d), ob, 0);
+    Value* r = B.CreateUnaryIntrinsic(Intrinsic::round, B.CreateFMul(xv, bcast(id, 32)));
+    Value* q = B.CreateFPToSI(r, vt(i32, 32));
+    store(B.CreateTrunc(q, vt(i8, 32)), ob, with_sum ? 4 : 2);
+    if (with_sum) store(f32_to_f16(B.CreateFMul(B.CreateSIToFP(hadd_i(q), f32), d)), ob, 2);
+  }
+
+  void quantize_q8k_block(Value* xb, Value* ob) {
+    std::vector<Value*> xs(8), ax(8);
+    Value* amax = nullptr;
+    for (int p = 0; p < 8; ++p) {
+      xs[size_t(p)] = load(vt(f32, 32), xb, 128 * p);
+      ax[size_t(p)] = B.CreateUnaryIntrinsic(Intrinsic::fabs, xs[size_t(p)]);
+      Value* m = B.CreateFPMaxReduce(ax[size_t(p)]);
+      amax = amax ? B.CreateMaxNum(amax, m) : m;
+    }
+    // The signed value of the first element of largest magnitude.
+    Value* idx = ci32(0);
+    for (int p = 7; p >= 0; --p) {
+      Value* mask = B.CreateBitCast(B.CreateFCmpOEQ(ax[size_t(p)], bcast(amax, 32)), i32);
+      Value* first = B.CreateAdd(ci32(32 * p), B.CreateBinaryIntrinsic(Intrinsic::cttz, mask, B.getTrue()));
+      idx = B.CreateSelect(B.CreateICmpNE(mask, ci32(0)), first, idx);
+    }
+    if_then(
+        B.CreateFCmpOEQ(amax, cf32(0.0)),
+        [&] { B.CreateMemSet(ob, B.getInt8(0), 292, MaybeAlign(1)); },
+        [&] {
+          Value* max = load(f32, gep(xb, B.CreateMul(B.CreateZExt(idx, i64), ci64(4))));
+          Value* iscale = B.CreateFDiv(cf32(-127.0), max);
+          std::vector<Value*> sums;
+          for (int p = 0; p < 8; ++p) {
+            Value* v = B.CreateFAdd(B.CreateFMul(bcast(iscale, 32), xs[size_t(p)]), splatf(32, 12582912.0));
+            Value* bits = B.CreateBitCast(v, vt(i32, 32));
+            Value* qi = B.CreateSub(B.CreateAnd(bits, splat(i32, 32, 0x007FFFFF)), splat(i32, 32, 0x00400000));
+            qi = B.CreateBinaryIntrinsic(Intrinsic::smin, qi, splat(i32, 32, 127));
+            store(B.CreateTrunc(qi, vt(i8, 32)), ob, 4 + 32 * p);
+            for (int h = 0; h < 2; ++h) sums.push_back(hadd_i(slice(qi, unsigned(16 * h), 16)));
+          }
+          Value* bs = zero(vt(i16, 16));
+          for (int gi = 0; gi < 16; ++gi) bs = B.CreateInsertElement(bs, B.CreateTrunc(sums[size_t(gi)], i16), uint64_t(gi));
+          store(bs, ob, 4 + 256);
+          store(B.CreateFDiv(cf32(1.0), iscale), ob, 0);
+        });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // get_rows_<fmt>: table [V, D], ids i32 [n], out f32 [n, D].
+  void emit_get_rows(const KernelSpec& spec) {
+    const DType t = spec.type;
+    const DTypeInfo& info = dtype_info(t);
+    Function* fn = kernel_function(spec.symbol, false);
+    begin(fn);
+    KernelArgs ka = args_of(fn);
+    Value* table = buf(ka, 0);
+    Value* ids = buf(ka, 1);
+    Value* out = buf(ka, 2);
+    Value* D = int_arg(ka, 0);
+    Value* nb = B.CreateSDiv(D, ci64(info.block_size));
+    Value* rbytes = B.CreateMul(nb, ci64(info.bytes_per_block));
+    for_range(ka.tb, ka.te, ci64(1), [&](Value* tok) {
+      Value* id = B.CreateSExt(load(i32, gep(ids, B.CreateMul(tok, ci64(4)))), i64);
+      Value* src = gep(table, B.CreateMul(id, rbytes));
+      Value* dst = gep(out, B.CreateMul(tok, B.CreateMul(D, ci64(4))));
+      if (info.quantized) {
+        for_range(ci64(0), nb, ci64(1), [&](Value* j) {
+          emit_dequant_block(*this, t, gep(src, B.CreateMul(j, ci64(info.bytes_per_block))),
+                             gep(dst, B.CreateMul(j, ci64(4 * info.block_size))));
+        });
+        return;
+      }
+      const int es = info.bytes_per_block;
+      auto conv = [&](Value* p, unsigned n) -> Value* {
+        if (t == DType::F32) return load(n == 1 ? f32 : (Type*)vt(f32, n), p);
+        Value* h = load(n == 1 ? i16 : (Type*)vt(i16, n), p);
+        return t == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+      };
+      Value* nv = B.CreateSDiv(D, ci64(8));
+      for_range(ci64(0), nv, ci64(1), [&](Value* j) {
+        store(conv(gep(src, B.CreateMul(j, ci64(8 * es))), 8), gep(dst, B.CreateMul(j, ci64(32))));
+      });
+      for_range(B.CreateMul(nv, ci64(8)), D, ci64(1), [&](Value* e) {
+        store(conv(gep(src, B.CreateMul(e, ci64(es))), 1), gep(dst, B.CreateMul(e, ci64(4))));
+      });
+    });
+    B.CreateRetVoid();
+  }
+};
+
+}  // namespace
+
+void check_spec(const KernelSpec& spec) {
+  switch (spec.kind) {
+    case KernelKind::QMatmul: {
+      const QMatmulKernel& k = spec.mm;
+      const bool fl = is_float_weight(k.weight);
+      if (!fl && !int_format(k.weight)) fail("qmatmul: no kernel for {} weights", dtype_name(k.weight));
+      const DType want = fl ? DType::F32 : dtype_info(k.weight).vec_dot_type;
+      if (k.act != want)
+        fail("qmatmul: {} weights take {} activations, not {}", dtype_name(k.weight), dtype_name(want), dtype_name(k.act));
+      if (!layout_supported(k.weight, k.layout)) fail("qmatmul: layout '{}' is not supported for {}", k.layout, dtype_name(k.weight));
+      if (k.sched.rows_per_task < 1) fail("qmatmul: rows_per_task must be >= 1");
+      if (k.sched.k_unroll < 1 || k.sched.k_unroll > 8) fail("qmatmul: k_unroll must be in [1, 8]");
+      if (k.sched.vector_bits != 128 && k.sched.vector_bits != 256 && k.sched.vector_bits != 512)
+        fail("qmatmul: vector_bits must be 128, 256 or 512");
+      if (k.sched.m_tile < 1 || k.sched.m_tile > 16) fail("qmatmul: m_tile must be in [1, 16]");
+      return;
+    }
+    case KernelKind::Quantize:
+      if (spec.type != DType::Q8_0 && spec.type != DType::Q8_1 && spec.type != DType::Q8_K)
+        fail("quantize: no activation quantizer for {}", dtype_name(spec.type));
+      return;
+    case KernelKind::GetRows:
+      if (!is_float_weight(spec.type) && !int_format(spec.type))
+        fail("get_rows: cannot decode {}", dtype_name(spec.type));
+      return;
+  }
+}
+
+void emit_kernel(Module& m, const HostCpu& target, const KernelSpec& spec) {
+  check_spec(spec);
+  Kernels k(m, target);
+  switch (spec.kind) {
+    case KernelKind::QMatmul: k.emit_matmul(spec); break;
+    case KernelKind::Quantize: k.emit_quantize(spec); break;
+    case KernelKind::GetRows: k.emit_get_rows(spec); break;
+  }
+}
+
+}  // namespace nibble::cpu::detail

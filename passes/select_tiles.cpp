@@ -1,0 +1,81 @@
+// select-tiles: the schedule of each qmatmul, from a small cost model over PassOptions.
+//
+// A qmatmul is memory bound on its weight (decode reads every weight byte once per token), so the
+// model optimises the weight stream:
+//   rows_per_task: weight rows one task computes (tasks = ceil(N / rows_per_task), split across
+//       threads). The largest count that
+//         - leaves >= 8 tasks per thread (N / (8 * threads)), so dynamic splitting balances load, and
+//         - keeps a task's weight rows in half the L2 (l2_bytes / 2; the rest holds the m_tile
+//           activation rows, the outputs and the next task's prefetch),
+//       rounded down to a multiple of 16 rows, and at least 16 (small matrices then get fewer
+//       tasks). 16 is the CPU kernels' tallest row tile and a multiple of every layout's row group,
+//       so task boundaries never split a tile: a row is computed by the same tile, with the same
+//       summation order, whatever the thread count, and results do not depend on it.
+//   k_unroll: 2 when K >= 1024 (two accumulators hide the FMA/dot latency over a long row), else 1.
+//   vector_bits: PassOptions.vector_bits (the widest vectors worth using on the target CPU).
+//   m_tile: 4 activation rows per weight-row pass in the gemm variant (4 x rows accumulators fit
+//       the register file at every vector width).
+//   path: "gemv" when M (the activation rows: leading dims of a) depends on n_tokens, with
+//       gemm_from = 4 (= m_tile): codegen builds both variants and runs the gemm one when
+//       n_tokens >= gemm_from (prefill) and the gemv one below (decode). A static M gets
+//       "gemm" when M >= m_tile, else "gemv", and no gemm_from.
+// Targets: the same model for cpu and vulkan for now. Other row-parallel ops need no schedule.
+#include <algorithm>
+
+#include "passes/pass.h"
+
+namespace nibble {
+
+namespace {
+
+constexpr int64_t kTasksPerThread = 8;
+constexpr int64_t kRowQuantum = 16;
+constexpr int64_t kMTile = 4;
+constexpr int64_t kGemmFrom = kMTile;
+
+class SelectTiles : public Pass {
+ public:
+  void run(Module& m, const PassOptions& opts) override {
+    const int64_t threads = std::max(1, opts.threads);
+    for (auto& f : m.functions)
+      for (auto& op : f->ops) {
+        if (op->op_name() != "qmatmul") continue;
+        const Value* a = op->operand(0);
+        const TensorType& w = op->operand(1)->type;
+        const int64_t n = w.dims[0].value, k = w.dims[1].value;
+
+        const int64_t by_tasks = n / (kTasksPerThread * threads);
+        const int64_t by_l2 = std::max<int64_t>(1, opts.l2_bytes / 2 / std::max<int64_t>(1, row_bytes(w.dtype, k)));
+        int64_t rows = std::min(by_tasks, by_l2) / kRowQuantum * kRowQuantum;
+        rows = std::max(rows, kRowQuantum);
+
+        // M: the activation rows, symbolic when any leading dim is.
+        bool symbolic_m = false;
+        int64_t static_m = 1;
+        for (int i = 0; i + 1 < a->type.rank(); ++i) {
+          symbolic_m |= !a->type.dims[i].is_static();
+          static_m *= a->type.dims[i].is_static() ? a->type.dims[i].value : 1;
+        }
+
+        op->attrs.set("rows_per_task", rows);
+        op->attrs.set("k_unroll", int64_t(k >= 1024 ? 2 : 1));
+        op->attrs.set("vector_bits", int64_t(opts.vector_bits));
+        op->attrs.set("m_tile", kMTile);
+        op->attrs.erase("gemm_from");
+        if (symbolic_m) {
+          op->attrs.set("path", std::string("gemv"));
+          op->attrs.set("gemm_from", kGemmFrom);
+        } else {
+          op->attrs.set("path", std::string(static_m >= kMTile ? "gemm" : "gemv"));
+        }
+      }
+  }
+};
+
+}  // namespace
+
+extern const PassInfo kSelectTilesPass = {
+    "select-tiles", "chooses each qmatmul's schedule (rows per task, unroll, vector width, gemv/gemm path)",
+    [] { return std::make_unique<SelectTiles>(); }};
+
+}  // namespace nibble
