@@ -21,6 +21,7 @@ struct PassOptions {
   std::set<std::string> cpu_features;  // LLVM names: "avx2", "fma", "avx512f", "avx512bw", "avx512vnni", ...
   int vector_bits = 256;               // widest vectors worth using (512 with AVX-512, 256 with AVX2, 128)
   int64_t l2_bytes = 1 << 20;          // per-core L2, for tile choices
+  int64_t min_split_weight_bytes = 64 << 10;  // smaller weight products run as one task (select-tiles)
 };
 
 class Pass {

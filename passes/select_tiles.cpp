@@ -11,6 +11,9 @@
 //       tasks). 16 is the CPU kernels' tallest row tile and a multiple of every layout's row group,
 //       so task boundaries never split a tile: a row is computed by the same tile, with the same
 //       summation order, whatever the thread count, and results do not depend on it.
+//       A weight under PassOptions.min_split_weight_bytes (64 KiB) is one task: its product takes about a microsecond, less than
+//       handing work to another thread (and far less when the other core is busy and the hand-off
+//       waits for a time slice).
 //   k_unroll: 2 when K >= 1024 (two accumulators hide the FMA/dot latency over a long row), else 1.
 //   vector_bits: PassOptions.vector_bits (the widest vectors worth using on the target CPU).
 //   m_tile: 4 activation rows per weight-row pass in the gemm variant (4 x rows accumulators fit
@@ -48,6 +51,7 @@ class SelectTiles : public Pass {
         const int64_t by_l2 = std::max<int64_t>(1, opts.l2_bytes / 2 / std::max<int64_t>(1, row_bytes(w.dtype, k)));
         int64_t rows = std::min(by_tasks, by_l2) / kRowQuantum * kRowQuantum;
         rows = std::max(rows, kRowQuantum);
+        if (n * row_bytes(w.dtype, k) < opts.min_split_weight_bytes) rows = (n + kRowQuantum - 1) / kRowQuantum * kRowQuantum;
 
         // M: the activation rows, symbolic when any leading dim is.
         bool symbolic_m = false;

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 model=${1:-../shared/models/stories260K.gguf}
-./build/bin/nibble generate "$model" --prompt "Once upon a time" -n 96
+./build/bin/nibble generate "$model" --target cpu --prompt "Once upon a time" -n 96

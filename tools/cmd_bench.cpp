@@ -6,8 +6,10 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "support/error.h"
 #include "tools/commands.h"
@@ -100,25 +102,26 @@ void run_bench(BenchOptions o) {
   }
   Stat p = stat_of(pp), g = stat_of(tg);
   double gbps = g.mean * double(bytes) / 1e9;
+  const int threads = o.run.threads > 0 ? o.run.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   if (o.json) {
-    fmt::print(
-        "{{\"model\": \"{}\", \"target\": \"{}\", \"threads\": {}, \"weights_bytes\": {}, \"load_s\": {:.4f}, "
-        "\"n_prompt\": {}, \"pp_tps\": {:.3f}, \"pp_tps_sd\": {:.3f}, \"n_gen\": {}, \"tg_tps\": {:.3f}, "
-        "\"tg_tps_sd\": {:.3f}, \"tg_weight_gbps\": {:.3f}, \"peak_rss_mib\": {:.1f}, \"reps\": {}}}\n",
-        o.run.model, o.run.target, o.run.threads, bytes, load_s, o.n_prompt, p.mean, p.sd, o.n_gen, g.mean, g.sd, gbps,
-        peak_rss_mib(), o.reps);
+    nlohmann::json j = {{"model", o.run.model}, {"target", o.run.target}, {"threads", threads},
+                        {"weights_bytes", bytes}, {"load_s", load_s}, {"n_prompt", o.n_prompt},
+                        {"pp_tps", p.mean}, {"pp_tps_sd", p.sd}, {"n_gen", o.n_gen}, {"tg_tps", g.mean},
+                        {"tg_tps_sd", g.sd}, {"tg_weight_gbps", gbps}, {"peak_rss_mib", peak_rss_mib()},
+                        {"reps", o.reps}, {"executor", ex.describe()}};
+    fmt::print("{}\n", j.dump());
     return;
   }
   fmt::print("| model | target | threads | weights | load | test | t/s | weight GB/s |\n");
   fmt::print("|---|---|---|---|---|---|---|---|\n");
   std::string name = o.run.model.substr(o.run.model.find_last_of('/') + 1);
   if (o.n_prompt > 0)
-    fmt::print("| {} | {} | {} | {:.1f} MiB | {:.2f} s | pp{} | {:.2f} ± {:.2f} | |\n", name, o.run.target, o.run.threads,
+    fmt::print("| {} | {} | {} | {:.1f} MiB | {:.2f} s | pp{} | {:.2f} ± {:.2f} | |\n", name, o.run.target, threads,
                bytes / 1048576.0, load_s, o.n_prompt, p.mean, p.sd);
   if (o.n_gen > 0)
     fmt::print("| {} | {} | {} | {:.1f} MiB | {:.2f} s | tg{} | {:.2f} ± {:.2f} | {:.2f} |\n", name, o.run.target,
-               o.run.threads, bytes / 1048576.0, load_s, o.n_gen, g.mean, g.sd, gbps);
-  fmt::print("peak memory (RSS): {:.1f} MiB\n", peak_rss_mib());
+               threads, bytes / 1048576.0, load_s, o.n_gen, g.mean, g.sd, gbps);
+  fmt::print("peak memory (RSS): {:.1f} MiB; {}\n", peak_rss_mib(), ex.describe());
 }
 
 }  // namespace

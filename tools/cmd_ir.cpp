@@ -12,6 +12,7 @@
 #include "passes/pipeline.h"
 #include "support/error.h"
 #include "tools/commands.h"
+#include "tools/executor.h"
 #include "tools/load_module.h"
 
 namespace nibble::tools {
@@ -28,6 +29,8 @@ struct IrOptions {
   bool print_after_all = false;
   std::vector<std::string> print_after, print_before;
   bool time_passes = false;
+  bool host = false;
+  int threads = 1;
 };
 
 void run_ir(const IrOptions& o) {
@@ -49,6 +52,11 @@ void run_ir(const IrOptions& o) {
   instr.print_before.insert(o.print_before.begin(), o.print_before.end());
   instr.time_passes = o.time_passes;
   PassOptions popts;
+  if (o.host) {
+    popts = host_pass_options(o.target.empty() ? "cpu" : o.target, o.threads, popts.max_tokens);
+  } else {
+    popts.threads = o.threads;
+  }
   if (!o.target.empty()) popts.target = o.target;
   PassManager pm(popts, instr);
   std::vector<std::string> pipeline =
@@ -84,6 +92,10 @@ void add_ir_command(CLI::App& app) {
   c->add_option("--print-after", o->print_after, "print the IR after this pass")->delimiter(',');
   c->add_option("--print-before", o->print_before, "print the IR before this pass")->delimiter(',');
   c->add_flag("--time-passes", o->time_passes, "report the time of each pass (to stderr)");
+  c->add_option("--threads", o->threads, "threads the schedule is chosen for (with --host, 0: all)")->capture_default_str();
+  c->add_flag("--host", o->host,
+              "schedule for this machine (CPU features, vector width, threads) as generate does; without it the "
+              "passes assume a portable AVX2-class CPU, so dumps are reproducible");
   c->callback([o] { run_ir(*o); });
 }
 

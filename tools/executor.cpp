@@ -69,14 +69,8 @@ class CpuTargetExecutor : public Executor {
     cpu::CpuJit::Options jo;
     jo.cache_dir = opts.cache_dir.empty() ? default_cache_dir() : opts.cache_dir;
     jit_ = std::make_unique<cpu::CpuJit>(jo);
-    const cpu::HostCpu& host = jit_->target();
-    int threads = opts.threads > 0 ? opts.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    PassOptions po;
-    po.target = "cpu";
-    po.threads = threads;
-    po.max_tokens = opts.max_tokens;
-    po.cpu_features = host.feature_set();
-    po.vector_bits = host.vector_bits();
+    PassOptions po = host_pass_options("cpu", opts.threads, opts.max_tokens);
+    const int threads = po.threads;
     PassManager pm(po);
     pm.add_pipeline(default_pipeline("cpu"));
     pm.run(m);
@@ -88,6 +82,7 @@ class CpuTargetExecutor : public Executor {
     exec_ = std::make_unique<rt::CpuExecutor>(
         compiled_->plan, [this](const std::string& s) { return jit_->lookup(s); }, threads);
     exec_->set_profiling(opts.profile);
+    exec_->set_poison(opts.poison);
     n_vocab_ = exec_->n_vocab();
     n_ctx_ = exec_->n_ctx();
   }
@@ -120,16 +115,15 @@ class CpuTargetExecutor : public Executor {
 class VulkanTargetExecutor : public Executor {
  public:
   VulkanTargetExecutor(Module& m, const ExecutorOptions& opts, int device) {
-    PassOptions po;
-    po.target = "vulkan";
-    po.max_tokens = opts.max_tokens;
-    PassManager pm(po);
+    PassManager pm(host_pass_options("vulkan", opts.threads, opts.max_tokens));
     pm.add_pipeline(default_pipeline("vulkan"));
     pm.run(m);
     vk::VulkanOptions vo;
     vo.device = device;
     vo.max_tokens = opts.max_tokens;
     vo.profile = profile_ = opts.profile;
+    vo.poison = opts.poison;
+    vo.validation = opts.validation;
     model_ = vk::VulkanModel::create(m, vo);
     n_vocab_ = model_->n_vocab();
     n_ctx_ = model_->n_ctx();
@@ -142,6 +136,9 @@ class VulkanTargetExecutor : public Executor {
   void reset() override { model_->reset(); }
   std::string profile_report() const override { return profile_ ? model_->profile_report() : ""; }
   std::string describe() const override { return "target vulkan: " + model_->describe(); }
+  std::vector<std::string> take_messages() override {
+    return model_->context() ? model_->context()->take_messages() : std::vector<std::string>{};
+  }
 
  private:
   std::unique_ptr<vk::VulkanModel> model_;
@@ -151,6 +148,19 @@ class VulkanTargetExecutor : public Executor {
 #endif
 
 }  // namespace
+
+PassOptions host_pass_options(const std::string& target, int threads, int64_t max_tokens) {
+  PassOptions po;
+  po.target = target;
+  po.threads = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  po.max_tokens = max_tokens;
+  if (target == "cpu") {
+    const cpu::HostCpu host = cpu::detect_host();
+    po.cpu_features = host.feature_set();
+    po.vector_bits = host.vector_bits();
+  }
+  return po;
+}
 
 std::string default_cache_dir() {
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/nibble";

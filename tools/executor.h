@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ir/ir.h"
+#include "passes/pass.h"
 
 namespace nibble::tools {
 
@@ -22,6 +23,9 @@ class Executor {
   // Per-kernel time since creation (ExecutorOptions::profile); "" when not profiled.
   virtual std::string profile_report() const { return ""; }
   virtual std::string describe() const = 0;  // one line: target, device, threads, compile/load cost
+  // Vulkan with ExecutorOptions::validation: the validation layer's messages since the last call
+  // (taken: each is returned once). Other targets: none.
+  virtual std::vector<std::string> take_messages() { return {}; }
   int64_t n_vocab() const { return n_vocab_; }
   int64_t n_ctx() const { return n_ctx_; }
 
@@ -35,11 +39,18 @@ struct ExecutorOptions {
   int64_t max_tokens = 512;    // compiled targets: tokens per call the buffers are planned for
   std::string cache_dir;       // compiled kernels cache ("": $XDG_CACHE_HOME/nibble or ~/.cache/nibble)
   bool profile = false;        // compiled targets: time every kernel (profile_report)
+  bool poison = false;         // compiled targets (tests): fill the activation arena with NaN bytes before
+                               // every call, so a read of an element nothing wrote shows up
+  bool validation = false;     // vulkan: VK_LAYER_KHRONOS_validation (Executor::take_messages)
 };
 
 // Runs the target's pass pipeline on the module, then compiles and loads it. The module must
 // outlive the executor.
 std::unique_ptr<Executor> make_executor(Module& m, const ExecutorOptions& opts);
+
+// The pass options `target` is compiled with on this machine: for cpu, the host CPU's features and
+// vector width (as the JIT detects them) and the thread count (0: all hardware threads).
+PassOptions host_pass_options(const std::string& target, int threads, int64_t max_tokens);
 
 // The directory compiled kernels are cached in (created on demand by the JIT).
 std::string default_cache_dir();

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   nibble::tools::add_bench_command(app);
   nibble::tools::add_quantize_command(app);
   nibble::tools::add_synth_command(app);
+  nibble::tools::add_devices_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

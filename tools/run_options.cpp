@@ -6,7 +6,7 @@ namespace nibble::tools {
 
 void add_run_options(CLI::App* c, RunOptions& o) {
   c->add_option("model", o.model, "MODEL.gguf (or IR text)")->required();
-  c->add_option("--target", o.target, "ref (the reference executor), cpu, vulkan or vulkan:N")->capture_default_str();
+  c->add_option("--target", o.target, "cpu (LLVM-JIT kernels), vulkan, vulkan:N (a Vulkan device), or ref (the reference executor)")->capture_default_str();
   c->add_option("--threads", o.threads, "worker threads (0: all cores)");
   c->add_option("--ctx", o.n_ctx, "KV cache length (0: min(model context, 2048))");
   c->add_option("--kv-type", o.kv_type, "KV cache element type: f16 (as llama.cpp) or f32")->capture_default_str();

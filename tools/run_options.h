@@ -11,7 +11,7 @@ namespace nibble::tools {
 
 struct RunOptions {
   std::string model;
-  std::string target = "ref";
+  std::string target = "cpu";
   int threads = 0;
   int64_t n_ctx = 0;
   std::string kv_type = "f16";

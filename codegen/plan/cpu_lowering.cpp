@@ -5,37 +5,15 @@
 
 #include <fmt/format.h>
 
+#include "ir/row_shape.h"
 #include "support/error.h"
 
 namespace nibble::cpu {
 
 namespace {
 
-// How many rows (all dims but the last) a type has: a static count, times n_tokens if symbolic.
-struct RowCount {
-  int64_t fixed = 1;
-  bool per_token = false;
-};
-
-RowCount rows_of(const TensorType& t) {
-  RowCount r;
-  for (int i = 0; i + 1 < t.rank(); ++i) {
-    if (t.dims[i].is_static()) {
-      r.fixed *= t.dims[i].value;
-    } else if (t.dims[i].symbol == "n_tokens" && !r.per_token) {
-      r.per_token = true;
-    } else {
-      fail("cpu codegen: unsupported symbolic dim '{}' in {}", t.dims[i].symbol, t.str());
-    }
-  }
-  return r;
-}
-
-int64_t cols_of(const TensorType& t) {
-  if (t.rank() == 0) return 1;
-  if (!t.dims.back().is_static()) fail("cpu codegen: the last dim of {} must be static", t.str());
-  return t.dims.back().value;
-}
+RowCount rows_of(const TensorType& t) { return nibble::rows_of(t, "cpu codegen"); }
+int64_t cols_of(const TensorType& t) { return nibble::cols_of(t, "cpu codegen"); }
 
 class Lowering {
  public:
@@ -162,10 +140,14 @@ class Lowering {
       lower_qmatmul(op);
     } else if (n == "add" || n == "mul") {
       rt::Step& s = step(op, n + "_f32", t);
-      int64_t b_elems = op.operand(1)->type.static_elements();
-      bool broadcast = op.operand(1)->type.rank() < t.rank() || b_elems == cols_of(t);
+      // b has a's shape (b_rows 0), or is a static suffix of it: its rows repeat (b_rows = its row
+      // count, 1 for one row). static_elements() skips n_tokens, so a [n_tokens, C] b is not one row.
+      const TensorType& bt = op.operand(1)->type;
+      const bool same_shape = bt.dims == t.dims;
+      if (!same_shape && !bt.is_static())
+        fail("cpu codegen: '{}' broadcasts {} to {}: a broadcast operand must be static", n, bt.str(), t.str());
       s.bufs = {ref(op.operand(0)), ref(op.operand(1)), ref(&op)};
-      s.ints = {cols_of(t), broadcast ? 1 : 0};
+      s.ints = {cols_of(t), same_shape ? 0 : bt.static_elements() / cols_of(t)};
     } else if (n == "swiglu") {
       rt::Step& s = step(op, "swiglu_f32", t);
       s.bufs = {ref(op.operand(0)), ref(op.operand(1)), ref(&op)};

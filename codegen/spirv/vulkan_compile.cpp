@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "ir/row_shape.h"
 #include "support/error.h"
 
 namespace nibble::vk {
@@ -47,30 +48,8 @@ void tiles_for(const DeviceInfo& d, VulkanCompileOptions& o) {
 
 namespace {
 
-struct RowCount {
-  int64_t fixed = 1;
-  bool per_token = false;
-};
-
-RowCount rows_of(const TensorType& t) {
-  RowCount r;
-  for (int i = 0; i + 1 < t.rank(); ++i) {
-    if (t.dims[i].is_static()) {
-      r.fixed *= t.dims[i].value;
-    } else if (t.dims[i].symbol == "n_tokens" && !r.per_token) {
-      r.per_token = true;
-    } else {
-      fail("vulkan codegen: unsupported symbolic dim '{}' in {}", t.dims[i].symbol, t.str());
-    }
-  }
-  return r;
-}
-
-int64_t cols_of(const TensorType& t) {
-  if (t.rank() == 0) return 1;
-  if (!t.dims.back().is_static()) fail("vulkan codegen: the last dim of {} must be static", t.str());
-  return t.dims.back().value;
-}
+RowCount rows_of(const TensorType& t) { return nibble::rows_of(t, "vulkan codegen"); }
+int64_t cols_of(const TensorType& t) { return nibble::cols_of(t, "vulkan codegen"); }
 
 bool has_tokens(const TensorType& t) {
   for (const Dim& d : t.dims)

@@ -49,6 +49,7 @@ CpuExecutor::CpuExecutor(const CpuPlan& plan, JitResolver resolve_jit, int threa
          n_ctx_);
   const int T = pool_.size();
   arena_ = alloc_zeroed(plan.arena_bytes);
+  arena_bytes_ = plan.arena_bytes;
   tokens_ = alloc_zeroed(uint64_t(max_tokens_) * 4);
   pos_ = alloc_zeroed(uint64_t(max_tokens_) * 4);
   const uint64_t scratch_stride = round_up(plan.scratch_bytes, kAlign);
@@ -202,6 +203,7 @@ std::span<const float> CpuExecutor::forward(const int32_t* tokens, const int32_t
   }
   std::memcpy(tokens_.get(), tokens, size_t(n) * 4);
   std::memcpy(pos_.get(), pos, size_t(n) * 4);
+  if (poison_) std::memset(arena_.get(), 0xFF, size_t(arena_bytes_));
   if (n != last_n_) {
     for (NibbleKernelArgs& a : args_) a.n_tokens = n;
     last_n_ = n;

@@ -58,6 +58,11 @@ class CpuExecutor {
   std::span<std::byte> state(size_t index);  // plan.states[index]'s bytes
   ThreadPool& pool() { return pool_; }
 
+  // Tests: when on, forward() first fills the arena with 0xFF bytes (a NaN pattern in f32), so a
+  // kernel reading an element no step wrote this call shows up as NaN. Allocates nothing.
+  void set_poison(bool on) { poison_ = on; }
+  bool poison() const { return poison_; }
+
   // Per-step wall time, accumulated by step label while enabled.
   void set_profiling(bool on) { profiling_ = on; }
   bool profiling() const { return profiling_; }
@@ -92,6 +97,8 @@ class CpuExecutor {
   std::vector<NibbleKernelArgs> args_;   // [step][thread]: scratch differs per thread
   const float* logits_ = nullptr;
   int64_t last_n_ = -1;                  // n_tokens currently in args_
+  uint64_t arena_bytes_ = 0;
+  bool poison_ = false;
 
   bool profiling_ = false;
   std::vector<std::string> profile_labels_;

@@ -32,3 +32,14 @@ config.substitutions.append((tool("FileCheck"), os.path.join(llvm_bin, "FileChec
 config.substitutions.append((tool("not"), os.path.join(llvm_bin, "not")))
 for name in ["split-file", "count"]:
     config.substitutions.append((tool(name), os.path.join(llvm_bin, name)))
+
+# JIT-compiled kernels are cached here rather than in the user's ~/.cache/nibble.
+config.environment["XDG_CACHE_HOME"] = os.path.join(config.test_exec_root, "xdg-cache")
+# A Vulkan device (lavapipe in CI) enables the `vulkan` tests.
+try:
+    import subprocess
+    out = subprocess.run([nibble, "devices"], capture_output=True, text=True, timeout=60).stdout
+    if "vulkan:0" in out:
+        config.available_features.add("vulkan")
+except Exception:
+    pass

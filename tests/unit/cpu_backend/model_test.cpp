@@ -133,15 +133,23 @@ TEST(CpuTargetRuns, ThreadsAndChunksDoNotChangeResults) {
   nlohmann::json j = read_json(shared_path("reference/stories260K/q4_k_m/once_upon_a_time.json"));
   std::vector<int32_t> seq = j["sequence"].get<std::vector<int32_t>>();
   std::vector<int32_t> pos = iota(seq.size());
+  // The cpu pipeline with every weight product split into tasks (small ones run as one task by
+  // default), so tasks really land on different threads.
   auto m = load("stories260K-q4_k_m.gguf");
-  auto ex = cpu_executor(*m, 2);  // runs the cpu pipeline on m
-  std::vector<float> base = copy(ex->forward(seq, pos));
-
+  PassOptions po = tools::host_pass_options("cpu", 2, 512);
+  po.min_split_weight_bytes = 0;
+  PassManager pm(po);
+  pm.add_pipeline(default_pipeline("cpu"));
+  pm.run(*m);
   cpu::CpuJit jit(cpu::CpuJit::Options{jit_cache(), ""});
   auto compiled = cpu::lower_to_cpu_plan(*m, jit);
   jit.compile();
+  auto resolve = [&](const std::string& s) { return jit.lookup(s); };
+  rt::CpuExecutor ex2(compiled->plan, resolve, 2);
+  std::span<const float> base_span = ex2.forward(seq.data(), pos.data(), int64_t(seq.size()));
+  std::vector<float> base = copy(base_span);
   for (int threads : {1, 3, 4}) {
-    rt::CpuExecutor rex(compiled->plan, [&](const std::string& s) { return jit.lookup(s); }, threads);
+    rt::CpuExecutor rex(compiled->plan, resolve, threads);
     std::span<const float> got = rex.forward(seq.data(), pos.data(), int64_t(seq.size()));
     EXPECT_TRUE(std::equal(got.begin(), got.end(), base.begin(), base.end())) << threads << " threads";
   }

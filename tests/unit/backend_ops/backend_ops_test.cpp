@@ -1,0 +1,520 @@
+// A differential harness in the spirit of llama.cpp's test-backend-ops, at the IR level: kernel
+// kinds x formats x shapes of each compiled target (cpu, vulkan) against the reference executor.
+//
+// Each case is a recipe that builds a small module the way the frontend writes graphs (an f32
+// `embedding` turns tokens into activations, then the op under test; weights are random, quantized
+// ones made with the reference quantizers). The recipe runs twice from the same seed: the
+// Interpreter runs the module as written, the target runs the other copy through the path the CLI
+// takes (tools::make_executor: the target's pass pipeline, lowering, JIT / SPIR-V, the runtime),
+// with the activation arena NaN-poisoned before every call. Every call's output must be finite and
+// within a per-case normalized error NMSE = sum((got - want)^2) / sum(want^2) of the reference.
+// Vulkan runs with the validation layer where installed; any message fails the case.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ir/builder.h"
+#include "ir/dtype.h"
+#include "ir/interp/interpreter.h"
+#include "support/error.h"
+#include "tools/executor.h"
+#ifdef NIBBLE_HAVE_VULKAN
+#include "runtime/vulkan/device.h"
+#endif
+
+namespace nibble::testing {
+namespace {
+
+std::string jit_cache() {
+  return (std::filesystem::temp_directory_path() / "nibble-test-backend-ops-jit-cache").string();
+}
+
+// A module under construction: @forward(%tokens, %pos) -> f32[n_tokens, C], weights bound to bytes
+// the module keeps alive. Deterministic: the same recipe gives the same module, bytes included.
+struct Graph {
+  std::unique_ptr<Module> m = std::make_unique<Module>();
+  Function* f = nullptr;
+  std::unique_ptr<Builder> b;
+  Value* tokens = nullptr;
+  Value* pos = nullptr;
+  int64_t vocab = 0;  // rows of every input table; token ids are in [0, vocab)
+  std::mt19937 rng{20240611};
+
+  Graph() {
+    m->name = "backend_ops";
+    f = m->add_function("forward");
+    b = std::make_unique<Builder>(*m, *f);
+    Dim n = Dim::sym("n_tokens");
+    tokens = f->add_arg("tokens", {DType::I32, {n}});
+    pos = f->add_arg("pos", {DType::I32, {n}});
+    m->attrs.set("n_ctx", int64_t(64));
+  }
+
+  std::vector<float> random(size_t n, float scale = 1.0f) {
+    std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> v(n);
+    for (float& x : v) x = dist(rng);
+    return v;
+  }
+
+  // A weight of type t and the given dims (last dim K), values quantized with the reference quantizer.
+  Value* weight_from(const std::string& name, DType t, std::vector<int64_t> dims, const std::vector<float>& vals) {
+    const int64_t K = dims.back();
+    const int64_t rows = int64_t(vals.size()) / K;
+    auto blob = std::make_shared<std::vector<uint8_t>>(size_t(rows * row_bytes(t, K)));
+    for (int64_t r = 0; r < rows; ++r)
+      dtype_info(t).quantize_row(vals.data() + r * K, blob->data() + r * row_bytes(t, K), K);
+    std::vector<Dim> d(dims.begin(), dims.end());
+    WeightDecl& w = b->declare_weight(name, {t, d});
+    w.data = blob->data();
+    m->keep_alive.push_back(blob);
+    return b->weight(name);
+  }
+  Value* weight(const std::string& name, DType t, std::vector<int64_t> dims, float scale = 1.0f, float offset = 0) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    std::vector<float> vals = random(size_t(n), scale);
+    for (float& x : vals) x += offset;
+    return weight_from(name, t, std::move(dims), vals);
+  }
+
+  // f32 activations [n_tokens, D]: rows of a random f32 table selected by the token ids.
+  Value* input(const std::string& name, int64_t D, float scale = 1.0f) {
+    return b->create("embedding", {weight(name, DType::F32, {vocab, D}, scale), tokens});
+  }
+
+  // The frontend's linear: matmul(x, dequant(w)) {transpose_b} (f32 weights are read directly).
+  Value* linear(Value* x, Value* w) {
+    if (w->type.dtype != DType::F32) w = b->dequant(w);
+    Attrs a;
+    a.set("transpose_b", true);
+    return b->create("matmul", {x, w}, std::move(a));
+  }
+
+  Value* reshape(Value* x, std::vector<int64_t> tail) {
+    std::vector<Dim> d{x->type.dims[0]};
+    for (int64_t t : tail) d.push_back(t);
+    return b->reshape(x, d);
+  }
+
+  void result(Value* v) {
+    f->results.push_back(v);
+    m->attrs.set("n_vocab", v->type.dims.back().value);
+  }
+};
+
+struct Call {
+  int first_pos = 0;
+  int n = 1;
+};
+
+struct Case {
+  std::string name;  // op_format_shape_tokens; the target is appended
+  std::string target;
+  int64_t vocab = 0;  // token ids in [0, vocab); must be <= the output's C (n_vocab)
+  std::function<void(Graph&)> build;
+  std::vector<Call> calls;
+  double max_nmse = 0;       // against the module as written
+  double max_nmse_f32_act = 0;  // > 0: the bound instead where the target keeps activations f32
+  bool quantizable_act = false;  // a legacy-format qmatmul vulkan may run on q8 activations
+  int threads = 2;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name << "_" << c.target; }
+std::string case_name(const ::testing::TestParamInfo<Case>& i) {
+  std::string s = i.param.name + "_" + i.param.target;
+  if (i.param.target == "cpu" && i.param.threads != 2) s += "_" + std::to_string(i.param.threads) + "threads";
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return s;
+}
+
+std::unique_ptr<Module> build(const Case& c) {
+  Graph g;
+  g.vocab = c.vocab;
+  c.build(g);
+  return std::move(g.m);
+}
+
+double nmse(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double d = double(got[i]) - double(want[i]);
+    num += d * d;
+    den += double(want[i]) * double(want[i]);
+  }
+  return num / std::max(den, 1e-30);
+}
+
+bool have_vulkan_device() {
+#ifdef NIBBLE_HAVE_VULKAN
+  static const bool have = !vk::list_devices().empty();
+  return have;
+#else
+  return false;
+#endif
+}
+
+// Vulkan computes qmatmuls on f32 activations (quantize is an alias) unless the device accelerates
+// 4x8-bit dot products: then q4_0/q4_1/q5_0/q5_1/q8_0 ones run on q8 activations
+// (codegen/spirv/README.md, "Numerics"; ActivationQuant::Auto). K-quant activations stay f32.
+bool vulkan_quantizes_activations() {
+#ifdef NIBBLE_HAVE_VULKAN
+  static const bool q = [] {
+    std::vector<vk::DeviceInfo> d = vk::list_devices();
+    return !d.empty() && d[0].int_dot_accelerated;
+  }();
+  return q;
+#else
+  return false;
+#endif
+}
+
+// Against the reference executor on the compiled module (same quantized activations): f32 against
+// double accumulation only. Measured <= 5.7e-14 on every cpu case (x86-64 AVX2); bound 3e-13.
+constexpr double kSameQuantizationBound = 3e-13;
+
+class BackendOps : public ::testing::TestWithParam<Case> {};
+
+TEST_P(BackendOps, MatchesTheReferenceExecutor) {
+  const Case& c = GetParam();
+  if (c.target == "vulkan" && !have_vulkan_device()) GTEST_SKIP() << "no Vulkan device";
+  const bool f32_act = c.target == "vulkan" && !(c.quantizable_act && vulkan_quantizes_activations());
+  const double bound = f32_act && c.max_nmse_f32_act > 0 ? c.max_nmse_f32_act : c.max_nmse;
+
+  auto ref_module = build(c);
+  auto target_module = build(c);
+  Interpreter interp(*ref_module);
+
+  tools::ExecutorOptions eo;
+  eo.target = c.target;
+  eo.threads = c.threads;
+  eo.max_tokens = 32;
+  eo.cache_dir = jit_cache();
+  eo.poison = true;
+  eo.validation = c.target == "vulkan";
+  std::unique_ptr<tools::Executor> ex;
+  try {
+    ex = tools::make_executor(*target_module, eo);
+  } catch (const Error& e) {
+    // Without the validation layer installed, run unvalidated rather than not at all.
+    if (!eo.validation || std::string(e.what()).find("validation") == std::string::npos) throw;
+    std::fprintf(stderr, "note: Vulkan validation layer unavailable (%s), running without it\n", e.what());
+    target_module = build(c);
+    eo.validation = false;
+    ex = tools::make_executor(*target_module, eo);
+  }
+  const int64_t C = ex->n_vocab();
+  // The reference executor on the module the target compiled (after its pipeline: qmatmul on the
+  // same quantized activations): isolates the kernels from the activation quantization.
+  Interpreter interp_compiled(*target_module);
+
+  std::mt19937 rng(77);
+  std::uniform_int_distribution<int32_t> tok(0, int32_t(c.vocab - 1));
+  double worst = 0, worst_same_q = 0;
+  for (size_t ci = 0; ci < c.calls.size(); ++ci) {
+    const Call& call = c.calls[ci];
+    std::vector<int32_t> tokens(size_t(call.n)), pos(size_t(call.n));
+    for (int i = 0; i < call.n; ++i) tokens[size_t(i)] = tok(rng), pos[size_t(i)] = call.first_pos + i;
+    std::vector<float> want = interp.forward(tokens, pos);
+    std::span<const float> got_span = ex->forward(tokens, pos);
+    std::vector<float> got(got_span.begin(), got_span.end());
+    ASSERT_EQ(got.size(), size_t(call.n * C)) << "call " << ci;
+    ASSERT_EQ(want.size(), got.size()) << "call " << ci;
+    size_t bad = 0, first_bad = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+      if (!std::isfinite(got[i]) && bad++ == 0) first_bad = i;
+    EXPECT_EQ(bad, 0u) << "call " << ci << ": " << bad << " non-finite outputs, first at row " << first_bad / C
+                       << " col " << first_bad % C << " (" << got[first_bad] << ")";
+    for (float w : want) ASSERT_TRUE(std::isfinite(w)) << "the reference output is not finite: a bad case";
+    const double e = nmse(got, want);
+    worst = std::max(worst, e);
+    EXPECT_LE(e, bound) << "call " << ci << " (" << call.n << " tokens from position " << call.first_pos << ")";
+    // The cpu target quantizes activations exactly as the compiled module says; vulkan may keep
+    // them f32 (then the check above is the tight one).
+    if (c.target == "cpu") {
+      const double e2 = nmse(got, interp_compiled.forward(tokens, pos));
+      worst_same_q = std::max(worst_same_q, e2);
+      EXPECT_LE(e2, kSameQuantizationBound) << "call " << ci << ": against the reference executor on the compiled module";
+    }
+  }
+  std::printf("NMSE %-44s %-6s %.3e (max %.0e)", c.name.c_str(), c.target.c_str(), worst, bound);
+  if (c.target == "cpu") std::printf(" | same quantization %.3e", worst_same_q);
+  std::printf("\n");
+  for (const std::string& msg : ex->take_messages()) ADD_FAILURE() << "Vulkan validation: " << msg;
+}
+
+// ---- Cases.
+
+// Thresholds. The reference executor runs the graph as written: f32 activations, double
+// accumulation, the same (quantized) weight bytes. Compiled targets quantize activations before
+// quantized weight products as ggml does (q8_0 for q4_0/q5_0/q8_0, q8_1 for q4_1/q5_1, q8_K for
+// k-quants), so their error is the activation rounding: an 8-bit block scale's relative error is
+// about 1/(127*sqrt(12)) ~ 2e-3 per element, NMSE ~ 1e-5 on a dot product of random vectors;
+// k-quants' 256-element q8_K blocks have a larger absmax, so a coarser step. Measured on the cpu
+// target (x86-64, AVX2): q4_0..q8_0 <= 3.5e-5, q2_k..q6_k <= 5.1e-5; bounds 1.5e-4 and 2.5e-4.
+// f32/f16/bf16 weights, and every format on vulkan without integer dots, run on f32 activations:
+// only summation order differs (f32 against double): measured <= 1.2e-14 (cpu and lavapipe); 6e-14.
+constexpr double kF32ActMatmulBound = 6e-14;
+double matmul_bound(DType w) {
+  if (!is_quantized(w)) return kF32ActMatmulBound;
+  return dtype_info(w).block_size == 256 ? 2.5e-4 : 1.5e-4;
+}
+
+std::string fmt_name(DType t) { return dtype_name(t); }
+
+std::string shape(int64_t a, int64_t b) { return std::to_string(a) + "x" + std::to_string(b); }
+
+std::vector<Call> one_call(int n, int first_pos = 0) { return {Call{first_pos, n}}; }
+
+// matmul of [n, K] activations by a [N, K] weight of format w, optionally + bias[N] and + residual.
+Case matmul_case(const std::string& target, DType w, int64_t N, int64_t K, int n, bool bias, bool residual,
+                 int threads = 2) {
+  Case c;
+  c.name = std::string("matmul") + (bias ? "_bias" : "") + (residual ? "_residual" : "") + "_" + fmt_name(w) + "_" +
+           shape(N, K) + "_t" + std::to_string(n);
+  c.target = target;
+  c.vocab = N;
+  c.threads = threads;
+  c.calls = one_call(n);
+  c.max_nmse = matmul_bound(w);
+  c.max_nmse_f32_act = kF32ActMatmulBound;
+  c.quantizable_act = is_quantized(w) && dtype_info(w).block_size == 32;
+  c.build = [=](Graph& g) {
+    Value* x = g.input("x_table", K);
+    Value* y = g.linear(x, g.weight("w", w, {N, K}, 1.0f / std::sqrt(float(K))));
+    if (bias) y = g.b->add(y, g.weight("bias", DType::F32, {N}));
+    if (residual) y = g.b->add(g.input("r_table", N), y);  // add(r, qmatmul): the residual epilogue
+    g.result(y);
+  };
+  return c;
+}
+
+Case embedding_case(const std::string& target, DType t, int64_t D, int n) {
+  Case c;
+  c.name = "embedding_" + fmt_name(t) + "_" + shape(D, D) + "_t" + std::to_string(n);
+  c.target = target;
+  c.vocab = D;
+  c.calls = one_call(n);
+  // The target decodes the same bytes the reference decodes: at most f32 rounding of the block
+  // scale products could differ. Measured exactly 0 (cpu and lavapipe); bound 1e-12.
+  c.max_nmse = 1e-12;
+  c.build = [=](Graph& g) {
+    g.result(g.b->create("embedding", {g.weight("table", t, {D, D}), g.tokens}));
+  };
+  return c;
+}
+
+// An f32 op on [n, C] activations (and more operands from `extra`), as a case.
+Case f32_case(const std::string& target, const std::string& name, int64_t C, int n, double max_nmse,
+              std::function<Value*(Graph&, Value* x)> op, int first_pos = 0) {
+  Case c;
+  c.name = name + "_f32_" + std::to_string(C) + "_t" + std::to_string(n);
+  c.target = target;
+  c.vocab = C;
+  c.calls = one_call(n, first_pos);
+  c.max_nmse = max_nmse;
+  c.build = [=](Graph& g) { g.result(op(g, g.input("x_table", C))); };
+  return c;
+}
+
+// Element-wise, norm, softmax and rope ops: f32 in, f32 out; the targets' float math (expf, tanhf,
+// 1/sqrtf, f32 angles) against double. Measured <= 5.7e-14 (cpu), <= 9.5e-15 (lavapipe); 3e-13.
+constexpr double kF32Bound = 3e-13;
+
+std::vector<Case> f32_cases(const std::string& target, const std::vector<int>& token_counts) {
+  std::vector<Case> v;
+  for (int n : token_counts) {
+    const int64_t C = 100;  // not a multiple of 16 or of a workgroup
+    v.push_back(f32_case(target, "rms_norm_scale", C, n, kF32Bound, [](Graph& g, Value* x) {
+      Attrs a;
+      a.set("eps", 1e-5);
+      return g.b->mul(g.b->create("rms_norm", {x}, std::move(a)), g.weight("s", DType::F32, {100}, 1.0f, 1.0f));
+    }));
+    v.push_back(f32_case(target, "layer_norm_scale_bias", C, n, kF32Bound, [](Graph& g, Value* x) {
+      Attrs a;
+      a.set("eps", 1e-5);
+      Value* y = g.b->mul(g.b->create("layer_norm", {x}, std::move(a)), g.weight("s", DType::F32, {100}, 1.0f, 1.0f));
+      return g.b->add(y, g.weight("c", DType::F32, {100}));
+    }));
+    v.push_back(f32_case(target, "add_row", C, n, kF32Bound,
+                         [](Graph& g, Value* x) { return g.b->add(x, g.weight("v", DType::F32, {100})); }));
+    v.push_back(f32_case(target, "mul_row", C, n, kF32Bound,
+                         [](Graph& g, Value* x) { return g.b->mul(x, g.weight("v", DType::F32, {100})); }));
+    v.push_back(f32_case(target, "add_full", C, n, kF32Bound,
+                         [](Graph& g, Value* x) { return g.b->add(x, g.input("y_table", 100)); }));
+    v.push_back(f32_case(target, "mul_full", C, n, kF32Bound,
+                         [](Graph& g, Value* x) { return g.b->mul(x, g.input("y_table", 100)); }));
+    // b [4, 25] broadcast over a [n, 4, 25]: b has several rows.
+    v.push_back(f32_case(target, "add_bcast_4x25", C, n, kF32Bound, [](Graph& g, Value* x) {
+      Value* y = g.b->add(g.reshape(x, {4, 25}), g.weight("v", DType::F32, {4, 25}));
+      return g.reshape(y, {100});
+    }));
+    v.push_back(f32_case(target, "mul_bcast_4x25", C, n, kF32Bound, [](Graph& g, Value* x) {
+      Value* y = g.b->mul(g.reshape(x, {4, 25}), g.weight("v", DType::F32, {4, 25}));
+      return g.reshape(y, {100});
+    }));
+    v.push_back(f32_case(target, "silu", C, n, kF32Bound,
+                         [](Graph& g, Value* x) { return g.b->create("silu", {x}); }));
+    v.push_back(f32_case(target, "gelu", C, n, kF32Bound,
+                         [](Graph& g, Value* x) { return g.b->create("gelu", {x}); }));
+    v.push_back(f32_case(target, "swiglu", C, n, kF32Bound, [](Graph& g, Value* x) {
+      return g.b->create("swiglu", {x, g.input("up_table", 100)});
+    }));
+    v.push_back(f32_case(target, "softmax", C, n, kF32Bound, [](Graph& g, Value* x) {
+      Attrs a;
+      a.set("scale", 0.7);
+      return g.b->create("softmax", {x}, std::move(a));
+    }));
+    // A mask with -inf entries (as a causal mask has), one row for every row of x.
+    v.push_back(f32_case(target, "softmax_mask_scale", C, n, kF32Bound, [](Graph& g, Value* x) {
+      std::vector<float> mask = g.random(100);
+      for (size_t i = 0; i < mask.size(); i += 7) mask[i] = -INFINITY;
+      Attrs a;
+      a.set("scale", 0.7);
+      return g.b->create("softmax", {x, g.weight_from("mask", DType::F32, {100}, mask)}, std::move(a));
+    }));
+    // x [n, 4, 25] with a mask [4, 25]: a mask row per head.
+    v.push_back(f32_case(target, "softmax_mask_4x25", C, n, kF32Bound, [](Graph& g, Value* x) {
+      std::vector<float> mask = g.random(100, 2.0f);
+      for (size_t i = 3; i < mask.size(); i += 11) mask[i] = -INFINITY;
+      Attrs a;
+      a.set("scale", 1.3);
+      Value* y = g.b->create("softmax", {g.reshape(x, {4, 25}), g.weight_from("mask", DType::F32, {4, 25}, mask)},
+                             std::move(a));
+      return g.reshape(y, {100});
+    }));
+    for (const char* mode : {"norm", "neox"})
+      for (int64_t n_dims : {32, 24}) {
+        // [n, 4 heads, 32]; n_dims < head_dim leaves the tail unrotated. Positions from 7.
+        // f32 angles (repeated multiplication, as the reference) against double: ~1e-13.
+        v.push_back(f32_case(
+            target, std::string("rope_") + mode + "_d" + std::to_string(n_dims), 128, n, kF32Bound,
+            [mode, n_dims](Graph& g, Value* x) {
+              Attrs a;
+              a.set("mode", std::string(mode));
+              a.set("n_dims", n_dims);
+              a.set("freq_base", 10000.0);
+              a.set("freq_scale", 1.0);
+              return g.reshape(g.b->create("rope", {g.reshape(x, {4, 32}), g.pos}, std::move(a)), {128});
+            },
+            7));
+      }
+  }
+  return v;
+}
+
+// Attention as the frontend writes it: q, k roped, k and v written into the cache, GQA (4 heads
+// over 2 kv heads, head_dim 16), a prefill of 5 tokens then single tokens at later positions (the
+// cache carries over; position 8 skips rows, which both sides leave zero).
+Case attention_case(const std::string& target, DType cache, bool qkv_matmul) {
+  Case c;
+  c.name = std::string("attention_") + (qkv_matmul ? "q8_0_qkv_" : "") + "cache_" + fmt_name(cache) + "_h4_kv2_d16";
+  c.target = target;
+  c.vocab = 64;
+  c.calls = {{0, 5}, {5, 1}, {6, 1}, {9, 1}};
+  // f16 cache: q and the probabilities are rounded to f16 on both sides, same order; f32 summation
+  // order differs: measured <= 1.7e-14; bound 1e-13. With q8_0 projections the cpu quantizes the
+  // activations (see matmul_bound), which the softmax amplifies: measured 1.25e-4, bound 5e-4;
+  // vulkan on f32 activations: 1.2e-9 (the f32 products round to f16 differently now and then).
+  c.max_nmse = qkv_matmul ? 5e-4 : 1e-13;
+  c.max_nmse_f32_act = qkv_matmul ? 5e-9 : 0;
+  c.quantizable_act = qkv_matmul;
+  c.build = [=](Graph& g) {
+    const int64_t H = 4, H_kv = 2, d = 16, n_ctx = 16;
+    g.m->attrs.set("n_ctx", n_ctx);
+    Value *q, *k, *v;
+    if (qkv_matmul) {
+      Value* x = g.input("x_table", 64);
+      q = g.linear(x, g.weight("wq", DType::Q8_0, {H * d, 64}, 0.125f));
+      k = g.linear(x, g.weight("wk", DType::Q8_0, {H_kv * d, 64}, 0.125f));
+      v = g.linear(x, g.weight("wv", DType::Q8_0, {H_kv * d, 64}, 0.125f));
+    } else {
+      q = g.input("q_table", H * d);
+      k = g.input("k_table", H_kv * d);
+      v = g.input("v_table", H_kv * d);
+    }
+    auto rope = [&](Value* t, int64_t heads) {
+      Attrs a;
+      a.set("mode", std::string("norm"));
+      a.set("n_dims", d);
+      a.set("freq_base", 10000.0);
+      a.set("freq_scale", 1.0);
+      return g.b->create("rope", {g.reshape(t, {heads, d}), g.pos}, std::move(a));
+    };
+    Value* qh = rope(q, H);
+    Value* kh = rope(k, H_kv);
+    Value* vh = g.reshape(v, {H_kv, d});
+    g.b->declare_state("cache_k", {cache, {n_ctx, H_kv, d}});
+    g.b->declare_state("cache_v", {cache, {n_ctx, H_kv, d}});
+    Value* kc = g.b->create("kv_write", {g.b->state("cache_k"), kh, g.pos});
+    Value* vc = g.b->create("kv_write", {g.b->state("cache_v"), vh, g.pos});
+    Attrs a;
+    a.set("scale", 0.25);
+    Value* att = g.b->create("attention", {qh, kc, vc, g.pos}, std::move(a));
+    g.result(g.reshape(att, {H * d}));
+  };
+  return c;
+}
+
+const std::vector<DType> kMatmulFormats = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                                           DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
+                                           DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+bool is_kquant(DType t) { return dtype_info(t).block_size == 256; }
+
+std::vector<Case> cpu_cases() {
+  std::vector<Case> v;
+  for (DType w : kMatmulFormats) {
+    // Shapes: N not a multiple of 4 or 16; K = 32 x odd for 32-blocks, 256/512 for k-quants, odd
+    // for the plain formats. Tokens 1 and 3 (gemv), 4 and 19 (gemm from 4 tokens).
+    const bool plain = !is_quantized(w);
+    const int64_t K1 = plain ? 17 : is_kquant(w) ? 256 : 96;
+    const int64_t K2 = plain ? 45 : is_kquant(w) ? 512 : 160;
+    v.push_back(matmul_case("cpu", w, 33, K1, 1, false, false));
+    v.push_back(matmul_case("cpu", w, 67, K2, 3, true, false));
+    v.push_back(matmul_case("cpu", w, 33, K2, 4, false, true));
+    v.push_back(matmul_case("cpu", w, 67, K1, 19, true, true));
+    v.push_back(matmul_case("cpu", w, 64, K1, 5, false, false));  // N % 4 == 0: the rows_x4 layout
+  }
+  v.push_back(matmul_case("cpu", DType::Q4_K, 67, 512, 19, true, true, 3));
+  v.push_back(matmul_case("cpu", DType::Q4_0, 67, 160, 3, false, true, 3));
+  for (DType t : kMatmulFormats) v.push_back(embedding_case("cpu", t, is_kquant(t) ? 256 : 64, 3));
+  for (Case& c : f32_cases("cpu", {1, 6})) v.push_back(std::move(c));
+  for (DType cache : {DType::F16, DType::F32}) {
+    v.push_back(attention_case("cpu", cache, false));
+    v.push_back(attention_case("cpu", cache, true));
+  }
+  return v;
+}
+
+// lavapipe runs shaders on the CPU: fewer, smaller cases.
+std::vector<Case> vulkan_cases() {
+  std::vector<Case> v;
+  for (DType w : kMatmulFormats) {
+    const bool plain = !is_quantized(w);
+    const int64_t K = plain ? 45 : is_kquant(w) ? 256 : 96;
+    v.push_back(matmul_case("vulkan", w, 33, K, 1, false, false));
+    v.push_back(matmul_case("vulkan", w, 67, K, 5, true, true));
+  }
+  for (DType t : {DType::F16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K})
+    v.push_back(embedding_case("vulkan", t, is_kquant(t) ? 256 : 64, 3));
+  for (Case& c : f32_cases("vulkan", {3})) v.push_back(std::move(c));
+  for (DType cache : {DType::F16, DType::F32}) v.push_back(attention_case("vulkan", cache, false));
+  v.push_back(attention_case("vulkan", DType::F16, true));
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(backend_ops_cpu, BackendOps, ::testing::ValuesIn(cpu_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(backend_ops_vulkan, BackendOps, ::testing::ValuesIn(vulkan_cases()), case_name);
+
+}  // namespace
+}  // namespace nibble::testing
