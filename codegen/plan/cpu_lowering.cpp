@@ -144,6 +144,8 @@ class Lowering {
       // count, 1 for one row). static_elements() skips n_tokens, so a [n_tokens, C] b is not one row.
       const TensorType& bt = op.operand(1)->type;
       const bool same_shape = bt.dims == t.dims;
+      if (!same_shape && bt.rank() == 0)
+        fail("cpu codegen: '{}' of a scalar operand has no CPU kernel (give it shape [{}])", n, cols_of(t));
       if (!same_shape && !bt.is_static())
         fail("cpu codegen: '{}' broadcasts {} to {}: a broadcast operand must be static", n, bt.str(), t.str());
       s.bufs = {ref(op.operand(0)), ref(op.operand(1)), ref(&op)};
