@@ -177,15 +177,33 @@ std::string prelude(const ShaderFeatures& f, uint32_t wg) {
       wg);
   if (f.float16) {
     s += "float h2f(uint h) { return float(unpackFloat2x16(h).x); }\n"
-         "vec2 h2f2(uint w) { return vec2(unpackFloat2x16(w)); }\n"
-         "uint f2h(float x) { return packFloat2x16(f16vec2(float16_t(x), float16_t(0.0))) & 0xFFFFu; }\n"
-         "float round16(float x) { return float(float16_t(x)); }\n";
+         "vec2 h2f2(uint w) { return vec2(unpackFloat2x16(w)); }\n";
   } else {
     s += "float h2f(uint h) { return unpackHalf2x16(h).x; }\n"
-         "vec2 h2f2(uint w) { return unpackHalf2x16(w); }\n"
-         "uint f2h(float x) { return packHalf2x16(vec2(x, 0.0)) & 0xFFFFu; }\n"
-         "float round16(float x) { return unpackHalf2x16(packHalf2x16(vec2(x, 0.0))).x; }\n";
+         "vec2 h2f2(uint w) { return unpackHalf2x16(w); }\n";
   }
+  // f32 -> f16 in software, rounding to nearest even as ggml (and the reference executor) do: the
+  // rounding of float16_t() and packHalf2x16 is the implementation's choice (NVIDIA's differs from
+  // lavapipe's, which put every f16-rounded value 1 ulp off now and then). f16 -> f32 is exact.
+  s += "uint f2h(float x) {\n"
+       "  const uint u = floatBitsToUint(x), sgn = (u >> 16) & 0x8000u, a = u & 0x7FFFFFFFu;\n"
+       "  if (a >= 0x7F800000u) return sgn | (a > 0x7F800000u ? 0x7E00u : 0x7C00u);\n"
+       "  if (a >= 0x477FF000u) return sgn | 0x7C00u;\n"
+       "  if (a < 0x38800000u) {\n"
+       "    const uint e = a >> 23;\n"
+       "    if (e < 102u) return sgn;\n"
+       "    const uint m = (a & 0x7FFFFFu) | 0x800000u, sh = 126u - e;\n"
+       "    uint r = m >> sh;\n"
+       "    const uint rem = m & ((1u << sh) - 1u), half_ = 1u << (sh - 1u);\n"
+       "    if (rem > half_ || (rem == half_ && (r & 1u) != 0u)) r += 1u;\n"
+       "    return sgn | r;\n"
+       "  }\n"
+       "  uint r = (a >> 13) - (112u << 10);\n"
+       "  const uint rem = a & 0x1FFFu;\n"
+       "  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u) != 0u)) r += 1u;\n"
+       "  return sgn | r;\n"
+       "}\n"
+       "float round16(float x) { return h2f(f2h(x)); }\n";
   s += "vec2 bf2(uint w) { return vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xFFFF0000u)); }\n"
        "vec4 u8x4(uint w) { return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFFu); }\n"
        "vec4 i8x4(uint w) { return vec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8),\n"
