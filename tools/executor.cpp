@@ -124,6 +124,12 @@ class VulkanTargetExecutor : public Executor {
     vo.profile = profile_ = opts.profile;
     vo.poison = opts.poison;
     vo.validation = opts.validation;
+    if (opts.vulkan_activations == "q8")
+      vo.compile.quantized_activations = vk::ActivationQuant::On;
+    else if (opts.vulkan_activations == "f32")
+      vo.compile.quantized_activations = vk::ActivationQuant::Off;
+    else if (opts.vulkan_activations != "auto")
+      fail("vulkan activations '{}': expected auto, q8 or f32", opts.vulkan_activations);
     model_ = vk::VulkanModel::create(m, vo);
     n_vocab_ = model_->n_vocab();
     n_ctx_ = model_->n_ctx();

@@ -42,6 +42,10 @@ struct ExecutorOptions {
   bool poison = false;         // compiled targets (tests): fill the activation arena with NaN bytes before
                                // every call, so a read of an element nothing wrote shows up
   bool validation = false;     // vulkan: VK_LAYER_KHRONOS_validation (Executor::take_messages)
+  // vulkan: activations of q4_0/q4_1/q5_0/q5_1/q8_0 weight products: "auto" (q8 blocks and integer
+  // dots where the device accelerates them, else f32), "q8" (forced: the integer-dot kernels on any
+  // device; tests), "f32" (quantize is an alias).
+  std::string vulkan_activations = "auto";
 };
 
 // Runs the target's pass pipeline on the module, then compiles and loads it. The module must

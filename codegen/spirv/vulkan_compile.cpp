@@ -36,7 +36,9 @@ void tiles_for(const DeviceInfo& d, VulkanCompileOptions& o) {
     o.batch = VulkanCompileOptions::Batch::MultiTokenGemv;
     o.batch_tokens = 8;
   } else {
-    o.gemv = {64, 2, 1};
+    // Measured on an H100 (bench/RESULTS.md: workgroups 32..256 x rows 1..8, 14336 x 4096): 4 rows
+    // per 64-invocation workgroup streams q4_k/q4_0/q8_0 weights 1.2x faster than 2 rows.
+    o.gemv = {64, 4, 1};
     o.gemm = {64, 64, 32, 4, 4};
     o.batch = VulkanCompileOptions::Batch::TiledGemm;
   }
