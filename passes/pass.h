@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/ir.h"
+#include "passes/tuning.h"
 
 namespace nibble {
 
@@ -22,6 +23,8 @@ struct PassOptions {
   int vector_bits = 256;               // widest vectors worth using (512 with AVX-512, 256 with AVX2, 128)
   int64_t l2_bytes = 1 << 20;          // per-core L2, for tile choices
   int64_t min_split_weight_bytes = 64 << 10;  // smaller weight products run as one task (select-tiles)
+  // Measured schedules (nibble tune) that select-tiles prefers to its heuristic; null: none.
+  std::shared_ptr<const TuningTable> tuning;
 };
 
 class Pass {

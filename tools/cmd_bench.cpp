@@ -48,14 +48,6 @@ double peak_rss_mib() {
   return double(u.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
-int64_t weight_bytes(const Module& m) {
-  int64_t total = 0;
-  for (const WeightDecl& w : m.weights) {
-    int64_t k = w.type.dims.back().value;
-    total += row_bytes(w.type.dtype, k) * (w.type.num_elements() / k);
-  }
-  return total;
-}
 
 void run_bench(BenchOptions o) {
   if (o.n_prompt < 0 || o.n_gen < 0 || o.reps < 1) fail("bench: -p, -n must be >= 0 and -r >= 1");
@@ -64,7 +56,7 @@ void run_bench(BenchOptions o) {
   RunnableModel rm = open_model(o.run, false);
   double load_s = seconds_since(t0);
   Executor& ex = *rm.exec;
-  const int64_t bytes = weight_bytes(*rm.model.module);
+  const int64_t bytes = int64_t(rm.weight_bytes);
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(3, int32_t(ex.n_vocab() - 1));
 
@@ -102,9 +94,11 @@ void run_bench(BenchOptions o) {
   }
   Stat p = stat_of(pp), g = stat_of(tg);
   double gbps = g.mean * double(bytes) / 1e9;
-  const int threads = o.run.threads > 0 ? o.run.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = ex.threads() > 0       ? ex.threads()
+                      : o.run.threads > 0 ? o.run.threads
+                                          : int(std::max(1u, std::thread::hardware_concurrency()));
   if (o.json) {
-    nlohmann::json j = {{"model", o.run.model}, {"target", o.run.target}, {"threads", threads},
+    nlohmann::json j = {{"model", o.run.model}, {"target", ex.target()}, {"threads", threads},
                         {"weights_bytes", bytes}, {"load_s", load_s}, {"n_prompt", o.n_prompt},
                         {"pp_tps", p.mean}, {"pp_tps_sd", p.sd}, {"n_gen", o.n_gen}, {"tg_tps", g.mean},
                         {"tg_tps_sd", g.sd}, {"tg_weight_gbps", gbps}, {"peak_rss_mib", peak_rss_mib()},
@@ -116,10 +110,10 @@ void run_bench(BenchOptions o) {
   fmt::print("|---|---|---|---|---|---|---|---|\n");
   std::string name = o.run.model.substr(o.run.model.find_last_of('/') + 1);
   if (o.n_prompt > 0)
-    fmt::print("| {} | {} | {} | {:.1f} MiB | {:.2f} s | pp{} | {:.2f} ± {:.2f} | |\n", name, o.run.target, threads,
+    fmt::print("| {} | {} | {} | {:.1f} MiB | {:.2f} s | pp{} | {:.2f} ± {:.2f} | |\n", name, ex.target(), threads,
                bytes / 1048576.0, load_s, o.n_prompt, p.mean, p.sd);
   if (o.n_gen > 0)
-    fmt::print("| {} | {} | {} | {:.1f} MiB | {:.2f} s | tg{} | {:.2f} ± {:.2f} | {:.2f} |\n", name, o.run.target,
+    fmt::print("| {} | {} | {} | {:.1f} MiB | {:.2f} s | tg{} | {:.2f} ± {:.2f} | {:.2f} |\n", name, ex.target(),
                threads, bytes / 1048576.0, load_s, o.n_gen, g.mean, g.sd, gbps);
   fmt::print("peak memory (RSS): {:.1f} MiB; {}\n", peak_rss_mib(), ex.describe());
 }

@@ -88,7 +88,7 @@ void run_generate(const GenerateOptions& o) {
     fmt::print(stderr, "{}\n", ex.describe());
     fmt::print(stderr, "load {:.1f} ms | prompt {} tokens, {:.1f} t/s | generation {} tokens, {:.1f} t/s ({})\n",
                load_ms, ids.size(), ids.size() / (prompt_ms / 1e3), generated,
-               generated > 1 ? (generated - 1) / (gen_ms / 1e3) : 0.0, o.run.target);
+               generated > 1 ? (generated - 1) / (gen_ms / 1e3) : 0.0, ex.target());
   }
   if (o.run.profile) fmt::print(stderr, "{}", ex.profile_report());
 }

@@ -13,5 +13,7 @@ void add_bench_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
 void add_devices_command(CLI::App& app);
+void add_compile_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 }  // namespace nibble::tools

@@ -56,35 +56,26 @@ class RefExecutor : public Executor {
   }
   void reset() override { interp_.reset_state(); }
   std::string describe() const override { return "target ref (the reference interpreter, f32)"; }
+  std::string target() const override { return "ref"; }
 
  private:
   Interpreter interp_;
   std::vector<float> logits_;
 };
 
+// Runs an rt::CpuPlan, whoever made it: the JIT (a GGUF compiled now) or a plan file (object code
+// loaded by runtime/cpu/object_loader). `backing` owns what the plan points into.
 class CpuTargetExecutor : public Executor {
  public:
-  CpuTargetExecutor(Module& m, const ExecutorOptions& opts) {
-    auto t0 = Clock::now();
-    cpu::CpuJit::Options jo;
-    jo.cache_dir = opts.cache_dir.empty() ? default_cache_dir() : opts.cache_dir;
-    jit_ = std::make_unique<cpu::CpuJit>(jo);
-    PassOptions po = host_pass_options("cpu", opts.threads, opts.max_tokens);
-    const int threads = po.threads;
-    PassManager pm(po);
-    pm.add_pipeline(default_pipeline("cpu"));
-    pm.run(m);
-    passes_ms_ = ms_since(t0);
-    auto t1 = Clock::now();
-    compiled_ = cpu::lower_to_cpu_plan(m, *jit_);
-    jit_->compile();
-    jit_ms_ = ms_since(t1);
-    exec_ = std::make_unique<rt::CpuExecutor>(
-        compiled_->plan, [this](const std::string& s) { return jit_->lookup(s); }, threads);
+  CpuTargetExecutor(const rt::CpuPlan& plan, const rt::CpuExecutor::JitResolver& resolve, int threads,
+                    const ExecutorOptions& opts, std::shared_ptr<void> backing, std::function<std::string()> about)
+      : backing_(std::move(backing)), about_(std::move(about)) {
+    exec_ = std::make_unique<rt::CpuExecutor>(plan, resolve, threads);
     exec_->set_profiling(opts.profile);
     exec_->set_poison(opts.poison);
     n_vocab_ = exec_->n_vocab();
     n_ctx_ = exec_->n_ctx();
+    arena_mib_ = double(plan.arena_bytes) / (1 << 20);
   }
   std::span<const float> forward(std::span<const int32_t> tokens, std::span<const int32_t> pos) override {
     check_lengths(tokens, pos);
@@ -93,63 +84,87 @@ class CpuTargetExecutor : public Executor {
   }
   void reset() override { exec_->reset(); }
   std::string profile_report() const override { return exec_->profiling() ? exec_->profile_report() : ""; }
+  std::string target() const override { return "cpu"; }
+  int threads() const override { return exec_->threads(); }
   std::string describe() const override {
-    const cpu::HostCpu& h = jit_->target();
-    cpu::JitStats s = jit_->stats();
-    return fmt::format("target cpu ({}, {}-bit vectors{}{}), {} threads; passes {:.0f} ms, kernels {:.0f} ms ({} JIT, "
-                       "{} from cache), arena {:.1f} MiB",
-                       h.name, h.vector_bits(), h.avx512vnni ? ", avx512-vnni" : "", h.avxvnni ? ", avx-vnni" : "",
-                       exec_->threads(), passes_ms_, jit_ms_, s.kernels - s.cache_hits, s.cache_hits,
-                       double(compiled_->plan.arena_bytes) / (1 << 20));
+    return fmt::format("target cpu ({}), {} threads; arena {:.1f} MiB", about_(), exec_->threads(), arena_mib_);
   }
 
  private:
-  std::unique_ptr<cpu::CpuJit> jit_;
-  std::unique_ptr<cpu::CompiledCpuModel> compiled_;
+  std::shared_ptr<void> backing_;
+  std::function<std::string()> about_;
   std::unique_ptr<rt::CpuExecutor> exec_;
   std::vector<float> gathered_;
-  double passes_ms_ = 0, jit_ms_ = 0;
+  double arena_mib_ = 0;
 };
+
+std::unique_ptr<Executor> cpu_executor_for_module(Module& m, const ExecutorOptions& opts) {
+  auto c = std::shared_ptr<CpuCompiled>(compile_cpu(m, opts).release());
+  auto about = [c] {
+    const cpu::HostCpu& h = c->jit->target();
+    cpu::JitStats s = c->jit->stats();
+    return fmt::format("{}, {}-bit vectors{}{}; passes {:.0f} ms, kernels {:.0f} ms ({} JIT, {} from cache)", h.name,
+                       h.vector_bits(), h.avx512vnni ? ", avx512-vnni" : "", h.avxvnni ? ", avx-vnni" : "",
+                       c->passes_ms, c->jit_ms, s.kernels - s.cache_hits, s.cache_hits);
+  };
+  cpu::CpuJit* jit = c->jit.get();
+  return std::make_unique<CpuTargetExecutor>(
+      c->compiled->plan, [jit](const std::string& s) { return jit->lookup(s); }, c->threads, opts, c, about);
+}
 
 #ifdef NIBBLE_HAVE_VULKAN
 class VulkanTargetExecutor : public Executor {
  public:
-  VulkanTargetExecutor(Module& m, const ExecutorOptions& opts, int device) {
-    PassManager pm(host_pass_options("vulkan", opts.threads, opts.max_tokens));
-    pm.add_pipeline(default_pipeline("vulkan"));
-    pm.run(m);
-    vk::VulkanOptions vo;
-    vo.device = device;
-    vo.max_tokens = opts.max_tokens;
-    vo.profile = profile_ = opts.profile;
-    vo.poison = opts.poison;
-    vo.validation = opts.validation;
-    if (opts.vulkan_activations == "q8")
-      vo.compile.quantized_activations = vk::ActivationQuant::On;
-    else if (opts.vulkan_activations == "f32")
-      vo.compile.quantized_activations = vk::ActivationQuant::Off;
-    else if (opts.vulkan_activations != "auto")
-      fail("vulkan activations '{}': expected auto, q8 or f32", opts.vulkan_activations);
-    model_ = vk::VulkanModel::create(m, vo);
-    n_vocab_ = model_->n_vocab();
-    n_ctx_ = model_->n_ctx();
+  // A module compiled now.
+  VulkanTargetExecutor(Module& m, const ExecutorOptions& opts, int device) : profile_(opts.profile) {
+    run_pipeline(m, "vulkan", opts);
+    model_ = vk::VulkanModel::create(m, vulkan_options(opts, device));
+    exec_ = &model_->executor();
+    ctx_ = model_->context();
+    init();
+  }
+  // A loaded plan; `backing` owns the bytes it points into (read once, at upload).
+  VulkanTargetExecutor(std::shared_ptr<vk::Context> ctx, const vk::VulkanPlan& plan, const ExecutorOptions& opts,
+                       std::shared_ptr<void> backing)
+      : profile_(opts.profile), ctx_(std::move(ctx)), backing_(std::move(backing)) {
+    vk::ExecutorOptions eo;
+    eo.profile = opts.profile;
+    eo.poison = opts.poison;
+    own_exec_ = std::make_unique<vk::Executor>(ctx_, plan, eo);
+    exec_ = own_exec_.get();
+    about_ = fmt::format("{}; {} kernels, {} dispatches (from a plan)", ctx_->info().summary(), plan.kernels.size(),
+                         plan.dispatches.size());
+    init();
   }
   std::span<const float> forward(std::span<const int32_t> tokens, std::span<const int32_t> pos) override {
     check_lengths(tokens, pos);
-    return chunked(tokens, pos, model_->max_tokens(), n_vocab_, gathered_,
-                   [&](const int32_t* t, const int32_t* p, int64_t n) { return model_->executor().forward(t, p, n); });
+    return chunked(tokens, pos, exec_->max_tokens(), n_vocab_, gathered_,
+                   [&](const int32_t* t, const int32_t* p, int64_t n) { return exec_->forward(t, p, n); });
   }
-  void reset() override { model_->reset(); }
-  std::string profile_report() const override { return profile_ ? model_->profile_report() : ""; }
-  std::string describe() const override { return "target vulkan: " + model_->describe(); }
+  void reset() override { exec_->reset(); }
+  std::string profile_report() const override {
+    if (!profile_) return "";
+    return model_ ? model_->profile_report() : exec_->profile_report();
+  }
+  std::string describe() const override { return "target vulkan: " + (model_ ? model_->describe() : about_); }
+  std::string target() const override { return "vulkan"; }
   std::vector<std::string> take_messages() override {
-    return model_->context() ? model_->context()->take_messages() : std::vector<std::string>{};
+    return ctx_ ? ctx_->take_messages() : std::vector<std::string>{};
   }
 
  private:
-  std::unique_ptr<vk::VulkanModel> model_;
-  std::vector<float> gathered_;
+  void init() {
+    n_vocab_ = exec_->n_vocab();
+    n_ctx_ = exec_->n_ctx();
+  }
   bool profile_ = false;
+  std::shared_ptr<vk::Context> ctx_;
+  std::shared_ptr<void> backing_;
+  std::unique_ptr<vk::VulkanModel> model_;
+  std::unique_ptr<vk::Executor> own_exec_;
+  vk::Executor* exec_ = nullptr;
+  std::string about_;
+  std::vector<float> gathered_;
 };
 #endif
 
@@ -174,6 +189,70 @@ std::string default_cache_dir() {
   return "";
 }
 
+bool is_vulkan_target(const std::string& t) { return t == "vulkan" || t.starts_with("vulkan:"); }
+
+int vulkan_device_index(const std::string& t) {
+  if (t.size() <= 7) return 0;
+  char* end = nullptr;
+  long d = std::strtol(t.c_str() + 7, &end, 10);
+  if (*end || d < 0 || d > 1000) fail("--target {}: expected vulkan:N with N a device index", t);
+  return int(d);
+}
+
+void run_pipeline(Module& m, const std::string& target, const ExecutorOptions& opts) {
+  PassOptions po = host_pass_options(target, opts.threads, opts.max_tokens);
+  po.tuning = opts.tuning;
+  PassManager pm(po);
+  pm.add_pipeline(default_pipeline(target));
+  pm.run(m);
+}
+
+std::unique_ptr<CpuCompiled> compile_cpu(Module& m, const ExecutorOptions& opts) {
+  auto c = std::make_unique<CpuCompiled>();
+  auto t0 = Clock::now();
+  cpu::CpuJit::Options jo;
+  jo.cache_dir = opts.cache_dir.empty() ? default_cache_dir() : opts.cache_dir;
+  c->jit = std::make_unique<cpu::CpuJit>(jo);
+  c->threads = host_pass_options("cpu", opts.threads, opts.max_tokens).threads;
+  run_pipeline(m, "cpu", opts);
+  c->passes_ms = ms_since(t0);
+  auto t1 = Clock::now();
+  c->compiled = cpu::lower_to_cpu_plan(m, *c->jit);
+  c->jit->compile();
+  c->jit_ms = ms_since(t1);
+  return c;
+}
+
+std::unique_ptr<Executor> make_cpu_plan_executor(const rt::CpuPlan& plan, const rt::CpuExecutor::JitResolver& resolve,
+                                                 int threads, const ExecutorOptions& opts, std::shared_ptr<void> backing,
+                                                 std::string about) {
+  return std::make_unique<CpuTargetExecutor>(plan, resolve, threads, opts, std::move(backing),
+                                             [about] { return about; });
+}
+
+#ifdef NIBBLE_HAVE_VULKAN
+vk::VulkanOptions vulkan_options(const ExecutorOptions& opts, int device) {
+  vk::VulkanOptions vo;
+  vo.device = device;
+  vo.max_tokens = opts.max_tokens;
+  vo.profile = opts.profile;
+  vo.poison = opts.poison;
+  vo.validation = opts.validation;
+  if (opts.vulkan_activations == "q8")
+    vo.compile.quantized_activations = vk::ActivationQuant::On;
+  else if (opts.vulkan_activations == "f32")
+    vo.compile.quantized_activations = vk::ActivationQuant::Off;
+  else if (opts.vulkan_activations != "auto")
+    fail("vulkan activations '{}': expected auto, q8 or f32", opts.vulkan_activations);
+  return vo;
+}
+
+std::unique_ptr<Executor> make_vulkan_plan_executor(std::shared_ptr<vk::Context> ctx, const vk::VulkanPlan& plan,
+                                                    const ExecutorOptions& opts, std::shared_ptr<void> backing) {
+  return std::make_unique<VulkanTargetExecutor>(std::move(ctx), plan, opts, std::move(backing));
+}
+#endif
+
 std::unique_ptr<Executor> make_executor(Module& m, const ExecutorOptions& opts) {
   const std::string& t = opts.target;
   if (t == "ref") {
@@ -182,15 +261,9 @@ std::unique_ptr<Executor> make_executor(Module& m, const ExecutorOptions& opts) 
     pm.run(m);
     return std::make_unique<RefExecutor>(m);
   }
-  if (t == "cpu") return std::make_unique<CpuTargetExecutor>(m, opts);
-  if (t == "vulkan" || t.starts_with("vulkan:")) {
-    int device = 0;
-    if (t.size() > 7) {
-      char* end = nullptr;
-      long d = std::strtol(t.c_str() + 7, &end, 10);
-      if (*end || d < 0 || d > 1000) fail("--target {}: expected vulkan:N with N a device index", t);
-      device = int(d);
-    }
+  if (t == "cpu") return cpu_executor_for_module(m, opts);
+  if (is_vulkan_target(t)) {
+    const int device = vulkan_device_index(t);
 #ifdef NIBBLE_HAVE_VULKAN
     return std::make_unique<VulkanTargetExecutor>(m, opts, device);
 #else

@@ -7,8 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "codegen/cpu/cpu_jit.h"
+#include "codegen/plan/cpu_lowering.h"
 #include "ir/ir.h"
 #include "passes/pass.h"
+#include "runtime/cpu/executor.h"
+#ifdef NIBBLE_HAVE_VULKAN
+#include "codegen/spirv/vulkan_model.h"
+#endif
 
 namespace nibble::tools {
 
@@ -22,7 +28,9 @@ class Executor {
   virtual void reset() = 0;  // clears the KV cache
   // Per-kernel time since creation (ExecutorOptions::profile); "" when not profiled.
   virtual std::string profile_report() const { return ""; }
-  virtual std::string describe() const = 0;  // one line: target, device, threads, compile/load cost
+  virtual std::string describe() const = 0;
+  virtual std::string target() const = 0;  // ref, cpu, vulkan
+  virtual int threads() const { return 0; }  // cpu: worker threads; else 0  // one line: target, device, threads, compile/load cost
   // Vulkan with ExecutorOptions::validation: the validation layer's messages since the last call
   // (taken: each is returned once). Other targets: none.
   virtual std::vector<std::string> take_messages() { return {}; }
@@ -46,6 +54,8 @@ struct ExecutorOptions {
   // dots where the device accelerates them, else f32), "q8" (forced: the integer-dot kernels on any
   // device; tests), "f32" (quantize is an alias).
   std::string vulkan_activations = "auto";
+  // Measured schedules from a tuning database (nibble tune) for this device; null: the heuristic.
+  std::shared_ptr<const TuningTable> tuning;
 };
 
 // Runs the target's pass pipeline on the module, then compiles and loads it. The module must
@@ -58,5 +68,30 @@ PassOptions host_pass_options(const std::string& target, int threads, int64_t ma
 
 // The directory compiled kernels are cached in (created on demand by the JIT).
 std::string default_cache_dir();
+
+// The pieces make_executor is made of, shared with `nibble compile` (tools/plan.cpp), which writes
+// what they produce to a plan file instead of running it.
+bool is_vulkan_target(const std::string& target);    // vulkan or vulkan:N
+int vulkan_device_index(const std::string& target);  // N of vulkan:N (0 for vulkan); throws when malformed
+// Runs the target's pass pipeline with this machine's pass options (and opts.tuning).
+void run_pipeline(Module& m, const std::string& target, const ExecutorOptions& opts);
+
+struct CpuCompiled {
+  std::unique_ptr<cpu::CpuJit> jit;
+  std::unique_ptr<cpu::CompiledCpuModel> compiled;
+  int threads = 1;
+  double passes_ms = 0, jit_ms = 0;
+};
+// Pipeline, lowering and JIT for the host CPU; the module must outlive the result.
+std::unique_ptr<CpuCompiled> compile_cpu(Module& m, const ExecutorOptions& opts);
+// An executor over a ready CPU plan; `backing` owns what the plan points into, `about` describes it.
+std::unique_ptr<Executor> make_cpu_plan_executor(const rt::CpuPlan& plan, const rt::CpuExecutor::JitResolver& resolve,
+                                                 int threads, const ExecutorOptions& opts, std::shared_ptr<void> backing,
+                                                 std::string about);
+#ifdef NIBBLE_HAVE_VULKAN
+vk::VulkanOptions vulkan_options(const ExecutorOptions& opts, int device);
+std::unique_ptr<Executor> make_vulkan_plan_executor(std::shared_ptr<vk::Context> ctx, const vk::VulkanPlan& plan,
+                                                    const ExecutorOptions& opts, std::shared_ptr<void> backing);
+#endif
 
 }  // namespace nibble::tools

@@ -36,6 +36,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   else fail("unknown KV cache type '{}' (expected f16 or f32)", opts.kv_type);
   lm.tokenizer = Tokenizer::create(vocab_from_gguf(*file));
   lm.module = build_llama_module(file, bo);
+  lm.gguf = file;
   return lm;
 }
 

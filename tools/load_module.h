@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "frontends/gguf/gguf.h"
 #include "frontends/tokenizer/tokenizer.h"
 #include "ir/ir.h"
 
@@ -16,7 +17,8 @@ struct LoadOptions {
 
 struct LoadedModel {
   std::unique_ptr<Module> module;
-  std::unique_ptr<Tokenizer> tokenizer;  // null for IR text
+  std::unique_ptr<Tokenizer> tokenizer;      // null for IR text
+  std::shared_ptr<const gguf::File> gguf;    // the source of a GGUF model (metadata for plans); else null
 };
 
 bool is_gguf_file(const std::string& path);

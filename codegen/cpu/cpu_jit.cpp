@@ -149,6 +149,7 @@ struct CpuJit::Impl {
   std::map<std::string, KernelSpec> pending;
   std::map<std::string, KernelSpec> compiled;
   std::map<std::string, NibbleKernelFn> fns;
+  std::vector<std::vector<uint8_t>> objects;  // every module's object code, as linked
   JitStats stats;
 
   std::string request(KernelSpec s) {
@@ -394,6 +395,7 @@ void CpuJit::compile() {
     I.stats.emit_ms += part.emit_ms;
     I.stats.optimize_ms += part.optimize_ms;
     I.stats.codegen_ms += part.codegen_ms;
+    I.objects.emplace_back(part.obj->getBufferStart(), part.obj->getBufferEnd());
     check(I.jit->addObjectFile(std::move(part.obj)), "adding kernels");
   }
   for (Part& part : parts) {
@@ -420,6 +422,8 @@ NibbleKernelFn CpuJit::lookup(const std::string& symbol) const {
 }
 
 JitStats CpuJit::stats() const { return impl_->stats; }
+
+const std::vector<std::vector<uint8_t>>& CpuJit::object_code() const { return impl_->objects; }
 
 void CpuJit::set_compile_threads(int n) { impl_->compile_threads = n; }
 

@@ -86,6 +86,9 @@ class CpuJit {
   void compile();
   NibbleKernelFn lookup(const std::string& symbol) const;  // throws nibble::Error if unknown
   JitStats stats() const;
+  // The relocatable object code of every module compiled so far (ELF on Linux): self-contained
+  // kernels a plan file carries and runtime/cpu/object_loader.h loads without LLVM.
+  const std::vector<std::vector<uint8_t>>& object_code() const;
 
   // Added: threads compile() uses (0, the default: the hardware's, at most 4). Kernels of one weight
   // format share a module (its tile functions, its cache entry); modules compile in parallel.
