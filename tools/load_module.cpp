@@ -9,6 +9,7 @@
 #include "ir/parser.h"
 #include "ir/verifier.h"
 #include "ir/weight_files.h"
+#include "runtime/plan/plan_file.h"
 #include "support/error.h"
 
 namespace nibble::tools {
@@ -22,6 +23,12 @@ bool is_gguf_file(const std::string& path) {
 
 LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
   LoadedModel lm;
+  if (rt::PlanFile::has_magic(path)) {  // the final IR a plan was compiled to (nibble ir PLAN)
+    auto pf = rt::PlanFile::open(path);
+    lm.module = parse_module(pf->section_text("ir"), path + " (ir section)");
+    verify_or_throw(*lm.module, path);
+    return lm;
+  }
   if (!is_gguf_file(path)) {
     lm.module = parse_module_file(path);
     verify_or_throw(*lm.module, path);

@@ -41,6 +41,9 @@ RunnableModel open_model(const RunOptions& o, bool need_tokenizer) {
     po.profile = o.profile;
     po.verify_weights = o.verify_weights;
     OpenedPlan p = open_plan(o.model, po);
+    if (o.n_ctx > p.exec->n_ctx())
+      fail("{}: needs a context of {} tokens; the plan was compiled for {} (nibble compile --ctx {})", o.model, o.n_ctx,
+           p.exec->n_ctx(), o.n_ctx);
     if (need_tokenizer && !p.tokenizer) fail("{}: the plan has no tokenizer (compile it from a GGUF model)", o.model);
     r.exec = std::move(p.exec);
     r.model.tokenizer = std::move(p.tokenizer);
