@@ -22,6 +22,11 @@
 //       gemm_from = 4 (= m_tile): codegen builds both variants and runs the gemm one when
 //       n_tokens >= gemm_from (prefill) and the gemv one below (decode). A static M gets
 //       "gemm" when M >= m_tile, else "gemv", and no gemm_from.
+// Tuned schedules: when PassOptions.tuning (a table from `nibble tune`'s database for this device)
+// has an entry for the op's tuning_signature (passes/tuning.h: format, activation type, N, K, layout,
+// path, threads), its rows_per_task, k_unroll and m_tile replace the heuristic's and the op gets
+// `tuned = true`. Entries that break the constraints above (rows_per_task a positive multiple of 16,
+// k_unroll in [1, 8], m_tile in [1, 16]) are ignored; rows_per_task is capped at N rounded up to 16.
 // Targets: the same model for cpu and vulkan for now. Other row-parallel ops need no schedule.
 #include <algorithm>
 
@@ -71,6 +76,18 @@ class SelectTiles : public Pass {
           op->attrs.set("gemm_from", kGemmFrom);
         } else {
           op->attrs.set("path", std::string(static_m >= kMTile ? "gemm" : "gemv"));
+        }
+
+        op->attrs.erase("tuned");
+        if (opts.tuning) {
+          auto it = opts.tuning->by_signature.find(tuning_signature(m, *op, int(threads)));
+          if (it != opts.tuning->by_signature.end() && validate_tuned(it->second).empty()) {
+            const TunedSchedule& t = it->second;
+            op->attrs.set("rows_per_task", std::min(t.rows_per_task, (n + kRowQuantum - 1) / kRowQuantum * kRowQuantum));
+            op->attrs.set("k_unroll", t.k_unroll);
+            op->attrs.set("m_tile", t.m_tile);
+            op->attrs.set("tuned", true);
+          }
         }
       }
   }

@@ -14,6 +14,7 @@
 #include "tools/commands.h"
 #include "tools/executor.h"
 #include "tools/load_module.h"
+#include "tools/tuning_db.h"
 
 namespace nibble::tools {
 
@@ -31,6 +32,7 @@ struct IrOptions {
   bool time_passes = false;
   bool host = false;
   int threads = 1;
+  std::string tuning_db, tuning_device;
 };
 
 void run_ir(const IrOptions& o) {
@@ -58,6 +60,13 @@ void run_ir(const IrOptions& o) {
     popts.threads = o.threads;
   }
   if (!o.target.empty()) popts.target = o.target;
+  if (!o.tuning_db.empty()) {
+    // Schedules measured by `nibble tune`: this machine's device, or the one --tuning-device names.
+    TuningDb db = TuningDb::load(o.tuning_db);
+    const std::string dev = !o.tuning_device.empty() ? o.tuning_device
+                                                     : device_fingerprint(popts.target == "ref" ? "cpu" : popts.target).key;
+    popts.tuning = db.table_for(dev);
+  }
   PassManager pm(popts, instr);
   std::vector<std::string> pipeline =
       o.passes.empty() && !o.target.empty() ? default_pipeline(o.target) : split_pipeline(o.passes);
@@ -96,6 +105,8 @@ void add_ir_command(CLI::App& app) {
   c->add_flag("--host", o->host,
               "schedule for this machine (CPU features, vector width, threads) as generate does; without it the "
               "passes assume a portable AVX2-class CPU, so dumps are reproducible");
+  c->add_option("--tuning-db", o->tuning_db, "schedules measured by nibble tune (select-tiles prefers them)");
+  c->add_option("--tuning-device", o->tuning_device, "with --tuning-db: the device fingerprint to take (default: this machine's)");
   c->callback([o] { run_ir(*o); });
 }
 

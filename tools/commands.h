@@ -15,5 +15,6 @@ void add_synth_command(CLI::App& app);
 void add_devices_command(CLI::App& app);
 void add_compile_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_tune_command(CLI::App& app);
 
 }  // namespace nibble::tools

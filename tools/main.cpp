@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   nibble::tools::add_devices_command(app);
   nibble::tools::add_compile_command(app);
   nibble::tools::add_inspect_command(app);
+  nibble::tools::add_tune_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
