@@ -6,6 +6,7 @@
 #include "support/error.h"
 #include "tools/commands.h"
 #include "tools/plan.h"
+#include "tools/tuning_db.h"
 
 namespace nibble::tools {
 
@@ -15,7 +16,7 @@ struct CompileOptions {
   std::string model, output, target = "cpu", tuning_db, kv_type = "f16";
   int threads = 0;
   int64_t n_ctx = 0, max_tokens = 512;
-  bool quiet = false;
+  bool quiet = false, no_tuning = false;
 };
 
 void run_compile(const CompileOptions& o) {
@@ -26,7 +27,11 @@ void run_compile(const CompileOptions& o) {
   eo.target = o.target;
   eo.threads = o.threads;
   eo.max_tokens = o.max_tokens;
-  CompileReport r = compile_plan(lm, eo, o.model, o.tuning_db, o.output);
+  // Measured schedules for this device where `nibble tune` left some; the heuristic elsewhere.
+  std::string db = o.no_tuning ? "" : o.tuning_db.empty() ? default_tuning_db_path() : o.tuning_db;
+  if (!db.empty()) eo.tuning = load_tuning_table(db, o.target);
+  if (!eo.tuning || eo.tuning->by_signature.empty()) db.clear();
+  CompileReport r = compile_plan(lm, eo, o.model, db, o.output);
   if (!o.quiet) fmt::print(stderr, "{}: {}\n", o.output, r.summary());
 }
 
@@ -43,6 +48,8 @@ void add_compile_command(CLI::App& app) {
   c->add_option("--kv-type", o->kv_type, "KV cache element type: f16 or f32")->capture_default_str();
   c->add_option("--max-tokens", o->max_tokens, "tokens per call the buffers are planned for (longer prompts run in chunks)")
       ->capture_default_str();
+  c->add_option("--tuning-db", o->tuning_db, "schedules measured by nibble tune (default: the one tune writes by default)");
+  c->add_flag("--no-tuning", o->no_tuning, "heuristic schedules only, whatever the tuning database holds");
   c->add_flag("-q,--quiet", o->quiet, "print nothing on success");
   c->callback([o] { run_compile(*o); });
 }

@@ -39,6 +39,7 @@ void run_generate(const GenerateOptions& o) {
 
   std::vector<int32_t> ids = tok.encode(o.prompt, true, true);
   if (ids.empty()) fail("generate: the prompt gives no tokens");
+  if (o.n_predict < 0) fail("generate: -n {} (expected >= 0)", o.n_predict);
   if (int64_t(ids.size()) + o.n_predict > ex.n_ctx())
     fail("generate: prompt ({} tokens) + {} new tokens exceed the context of {} (raise --ctx)", ids.size(), o.n_predict,
          ex.n_ctx());

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "frontends/gguf/gguf.h"
@@ -30,6 +32,9 @@ std::string shape_of(const std::vector<int64_t>& ne) {
 
 void run_quantize(const QuantizeCliOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
+  std::error_code ec;
+  if (o.in == o.out || std::filesystem::equivalent(o.in, o.out, ec))
+    fail("quantize: {} is both the input and the output; write to another file", o.in);
   auto in = gguf::File::open(o.in);
   quant::QuantizePlan plan = quant::plan_quantize(*in, o.q);
   std::string given = o.q.type;

@@ -87,7 +87,11 @@ class CpuTargetExecutor : public Executor {
   std::string target() const override { return "cpu"; }
   int threads() const override { return exec_->threads(); }
   std::string describe() const override {
-    return fmt::format("target cpu ({}), {} threads; arena {:.1f} MiB", about_(), exec_->threads(), arena_mib_);
+    // about_: "CPU description|how the code came to be" (compile costs, or the plan it was loaded from).
+    const std::string a = about_();
+    const size_t bar = a.find('|');
+    return fmt::format("target cpu ({}), {} threads; {}, arena {:.1f} MiB", a.substr(0, bar), exec_->threads(),
+                       bar == std::string::npos ? "" : a.substr(bar + 1), arena_mib_);
   }
 
  private:
@@ -103,7 +107,7 @@ std::unique_ptr<Executor> cpu_executor_for_module(Module& m, const ExecutorOptio
   auto about = [c] {
     const cpu::HostCpu& h = c->jit->target();
     cpu::JitStats s = c->jit->stats();
-    return fmt::format("{}, {}-bit vectors{}{}; passes {:.0f} ms, kernels {:.0f} ms ({} JIT, {} from cache)", h.name,
+    return fmt::format("{}, {}-bit vectors{}{}|passes {:.0f} ms, kernels {:.0f} ms ({} JIT, {} from cache)", h.name,
                        h.vector_bits(), h.avx512vnni ? ", avx512-vnni" : "", h.avxvnni ? ", avx-vnni" : "",
                        c->passes_ms, c->jit_ms, s.kernels - s.cache_hits, s.cache_hits);
   };

@@ -30,6 +30,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts) {
     return lm;
   }
   if (!is_gguf_file(path)) {
+    if (path.ends_with(".gguf")) fail("{}: not a GGUF file (offset 0: expected the magic \"GGUF\")", path);
     lm.module = parse_module_file(path);
     verify_or_throw(*lm.module, path);
     bind_weight_files(*lm.module);

@@ -132,8 +132,9 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 std::string CompileReport::summary() const {
-  return fmt::format("{} kernels ({} tuned); passes {:.0f} ms, codegen {:.0f} ms, write {:.0f} ms; {:.1f} MiB", kernels,
-                     tuned, passes_ms, codegen_ms, write_ms, double(file_bytes) / (1 << 20));
+  return fmt::format("{} kernels, {} of {} weight products with tuned schedules; passes {:.0f} ms, codegen {:.0f} ms, "
+                     "write {:.0f} ms; {:.1f} MiB",
+                     kernels, tuned, products, passes_ms, codegen_ms, write_ms, double(file_bytes) / (1 << 20));
 }
 
 CompileReport compile_plan(LoadedModel& lm, const ExecutorOptions& opts, const std::string& source,
@@ -214,6 +215,7 @@ CompileReport compile_plan(LoadedModel& lm, const ExecutorOptions& opts, const s
       k["source"] = "heuristic";  // GPU tiles come from the device type (vk::tiles_for), not from tuning yet
     }
   for (const json& k : meta["kernels"]) rep.tuned += k["source"] == "tuned";
+  rep.products = int(meta["kernels"].size());
 
   // Sections: small ones first, the weights last and page-aligned.
   std::vector<uint64_t> code_offsets;
@@ -345,7 +347,7 @@ std::unique_ptr<Executor> open_cpu_plan(std::unique_ptr<rt::PlanFile> pf, const 
   eo.poison = o.poison;
   rt::LoadedCode* lc = backing->code.get();
   auto resolve = [lc](const std::string& s) { return reinterpret_cast<NibbleKernelFn>(lc->find(s)); };
-  const std::string about = fmt::format("plan {}, compiled for {}", path, cpu_name);
+  const std::string about = fmt::format("compiled for {}|loaded from plan {}", cpu_name, path);
   backing->file = std::move(pf);
   const rt::CpuPlan& plan = backing->plan;
   return make_cpu_plan_executor(plan, resolve, threads, eo, backing, about);

@@ -18,7 +18,7 @@ namespace nibble::tools {
 struct CompileReport {
   double passes_ms = 0, codegen_ms = 0, write_ms = 0;
   uint64_t file_bytes = 0;
-  int kernels = 0, tuned = 0;
+  int kernels = 0, tuned = 0, products = 0;  // JIT kernels / SPIR-V modules; weight products tuned, in all
   std::string summary() const;
 };
 

@@ -34,6 +34,7 @@ uint64_t module_weight_bytes(const Module& m) {
 
 RunnableModel open_model(const RunOptions& o, bool need_tokenizer) {
   RunnableModel r;
+  if (o.threads < 0) fail("--threads {} (expected >= 0; 0: all cores)", o.threads);
   if (is_plan_file(o.model)) {
     PlanOpenOptions po;
     po.target = o.target_given ? o.target : "";
