@@ -1,10 +1,13 @@
 #include "runtime/plan/plan_file.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include <unistd.h>
 
 #include "support/error.h"
 
@@ -224,7 +227,9 @@ void PlanWriter::write(const std::string& path) const {
   const uint64_t h = hc.finish();
   std::memcpy(head.data() + 24, &h, 8);
 
-  const std::string tmp = path + ".tmp";
+  // Unique per process and call: concurrent writers of one path never share a temporary.
+  static std::atomic<unsigned> serial{0};
+  const std::string tmp = path + ".tmp" + std::to_string(getpid()) + "." + std::to_string(serial++);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) fail("{}: cannot write: {}", tmp, std::strerror(errno));

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "runtime/cpu/host_features.h"
@@ -25,7 +27,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string temp(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "nibble-plan-test";
+  // Per process: ctest runs the cases of this file as concurrent processes.
+  const fs::path dir = fs::temp_directory_path() / ("nibble-plan-test-" + std::to_string(getpid()));
   fs::create_directories(dir);
   return (dir / name).string();
 }
