@@ -130,7 +130,7 @@ void print_summary(const InspectOptions& o, const PlanContents& c) {
 }
 
 // The dataflow graph of the final IR: one node per op that computes, weights named on their users.
-void write_dot(const PlanContents& c, const std::string& ir_text, const std::string& plan_path, const std::string& out) {
+void write_dot(const std::string& ir_text, const std::string& plan_path, const std::string& out) {
   auto m = parse_module(ir_text, plan_path + " (ir section)");
   std::string s = "digraph plan {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n";
   std::map<const Value*, std::string> id;
@@ -165,7 +165,7 @@ void run_inspect(const InspectOptions& o) {
   PlanContents c = read_plan_contents(o.plan, o.verify_weights);
   if (!o.dot.empty()) {
     auto pf = rt::PlanFile::open(o.plan);
-    write_dot(c, pf->section_text("ir"), o.plan, o.dot);
+    write_dot(pf->section_text("ir"), o.plan, o.dot);
   }
   if (o.json_out) {
     json j = c.meta;

@@ -68,8 +68,9 @@ class RefExecutor : public Executor {
 class CpuTargetExecutor : public Executor {
  public:
   CpuTargetExecutor(const rt::CpuPlan& plan, const rt::CpuExecutor::JitResolver& resolve, int threads,
-                    const ExecutorOptions& opts, std::shared_ptr<void> backing, std::function<std::string()> about)
-      : backing_(std::move(backing)), about_(std::move(about)) {
+                    const ExecutorOptions& opts, std::shared_ptr<void> backing, std::string cpu,
+                    std::function<std::string()> origin)
+      : backing_(std::move(backing)), cpu_(std::move(cpu)), origin_(std::move(origin)) {
     exec_ = std::make_unique<rt::CpuExecutor>(plan, resolve, threads);
     exec_->set_profiling(opts.profile);
     exec_->set_poison(opts.poison);
@@ -87,16 +88,14 @@ class CpuTargetExecutor : public Executor {
   std::string target() const override { return "cpu"; }
   int threads() const override { return exec_->threads(); }
   std::string describe() const override {
-    // about_: "CPU description|how the code came to be" (compile costs, or the plan it was loaded from).
-    const std::string a = about_();
-    const size_t bar = a.find('|');
-    return fmt::format("target cpu ({}), {} threads; {}, arena {:.1f} MiB", a.substr(0, bar), exec_->threads(),
-                       bar == std::string::npos ? "" : a.substr(bar + 1), arena_mib_);
+    return fmt::format("target cpu ({}), {} threads; {}, arena {:.1f} MiB", cpu_, exec_->threads(), origin_(),
+                       arena_mib_);
   }
 
  private:
   std::shared_ptr<void> backing_;
-  std::function<std::string()> about_;
+  std::string cpu_;                      // the CPU the code was compiled for
+  std::function<std::string()> origin_;  // how the code came to be: compile costs, or the plan file
   std::unique_ptr<rt::CpuExecutor> exec_;
   std::vector<float> gathered_;
   double arena_mib_ = 0;
@@ -104,16 +103,18 @@ class CpuTargetExecutor : public Executor {
 
 std::unique_ptr<Executor> cpu_executor_for_module(Module& m, const ExecutorOptions& opts) {
   auto c = std::shared_ptr<CpuCompiled>(compile_cpu(m, opts).release());
-  auto about = [c] {
-    const cpu::HostCpu& h = c->jit->target();
+  const cpu::HostCpu& h = c->jit->target();
+  std::string cpu = fmt::format("{}, {}-bit vectors{}{}", h.name, h.vector_bits(), h.avx512vnni ? ", avx512-vnni" : "",
+                                h.avxvnni ? ", avx-vnni" : "");
+  auto origin = [c] {
     cpu::JitStats s = c->jit->stats();
-    return fmt::format("{}, {}-bit vectors{}{}|passes {:.0f} ms, kernels {:.0f} ms ({} JIT, {} from cache)", h.name,
-                       h.vector_bits(), h.avx512vnni ? ", avx512-vnni" : "", h.avxvnni ? ", avx-vnni" : "",
-                       c->passes_ms, c->jit_ms, s.kernels - s.cache_hits, s.cache_hits);
+    return fmt::format("passes {:.0f} ms, kernels {:.0f} ms ({} JIT, {} from cache)", c->passes_ms, c->jit_ms,
+                       s.kernels - s.cache_hits, s.cache_hits);
   };
   cpu::CpuJit* jit = c->jit.get();
   return std::make_unique<CpuTargetExecutor>(
-      c->compiled->plan, [jit](const std::string& s) { return jit->lookup(s); }, c->threads, opts, c, about);
+      c->compiled->plan, [jit](const std::string& s) { return jit->lookup(s); }, c->threads, opts, c, std::move(cpu),
+      origin);
 }
 
 #ifdef NIBBLE_HAVE_VULKAN
@@ -229,9 +230,9 @@ std::unique_ptr<CpuCompiled> compile_cpu(Module& m, const ExecutorOptions& opts)
 
 std::unique_ptr<Executor> make_cpu_plan_executor(const rt::CpuPlan& plan, const rt::CpuExecutor::JitResolver& resolve,
                                                  int threads, const ExecutorOptions& opts, std::shared_ptr<void> backing,
-                                                 std::string about) {
-  return std::make_unique<CpuTargetExecutor>(plan, resolve, threads, opts, std::move(backing),
-                                             [about] { return about; });
+                                                 std::string cpu, std::string origin) {
+  return std::make_unique<CpuTargetExecutor>(plan, resolve, threads, opts, std::move(backing), std::move(cpu),
+                                             [origin] { return origin; });
 }
 
 #ifdef NIBBLE_HAVE_VULKAN

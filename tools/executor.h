@@ -84,10 +84,11 @@ struct CpuCompiled {
 };
 // Pipeline, lowering and JIT for the host CPU; the module must outlive the result.
 std::unique_ptr<CpuCompiled> compile_cpu(Module& m, const ExecutorOptions& opts);
-// An executor over a ready CPU plan; `backing` owns what the plan points into, `about` describes it.
+// An executor over a ready CPU plan; `backing` owns what the plan points into; `cpu` and `origin`
+// (where the code came from) are for describe().
 std::unique_ptr<Executor> make_cpu_plan_executor(const rt::CpuPlan& plan, const rt::CpuExecutor::JitResolver& resolve,
                                                  int threads, const ExecutorOptions& opts, std::shared_ptr<void> backing,
-                                                 std::string about);
+                                                 std::string cpu, std::string origin);
 #ifdef NIBBLE_HAVE_VULKAN
 vk::VulkanOptions vulkan_options(const ExecutorOptions& opts, int device);
 std::unique_ptr<Executor> make_vulkan_plan_executor(std::shared_ptr<vk::Context> ctx, const vk::VulkanPlan& plan,

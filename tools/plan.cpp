@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -288,7 +289,7 @@ CompileReport compile_plan(LoadedModel& lm, const ExecutorOptions& opts, const s
   auto t0 = Clock::now();
   w.write(out);
   rep.write_ms = ms_since(t0);
-  rep.file_bytes = rt::PlanFile::open(out)->file_size();
+  rep.file_bytes = std::filesystem::file_size(out);
   return rep;
 }
 
@@ -347,10 +348,10 @@ std::unique_ptr<Executor> open_cpu_plan(std::unique_ptr<rt::PlanFile> pf, const 
   eo.poison = o.poison;
   rt::LoadedCode* lc = backing->code.get();
   auto resolve = [lc](const std::string& s) { return reinterpret_cast<NibbleKernelFn>(lc->find(s)); };
-  const std::string about = fmt::format("compiled for {}|loaded from plan {}", cpu_name, path);
+  const std::string cpu = "compiled for " + cpu_name, origin = "loaded from plan " + path;
   backing->file = std::move(pf);
   const rt::CpuPlan& plan = backing->plan;
-  return make_cpu_plan_executor(plan, resolve, threads, eo, backing, about);
+  return make_cpu_plan_executor(plan, resolve, threads, eo, backing, cpu, origin);
 }
 
 #ifdef NIBBLE_HAVE_VULKAN
