@@ -93,9 +93,8 @@ struct Config {
   cpu::MatmulSchedule sched;
 };
 
-DType act_of(DType w) {
-  return (w == DType::F32 || w == DType::F16 || w == DType::BF16) ? DType::F32 : dtype_info(w).vec_dot_type;
-}
+// The activation type a model's product takes (fuse-dequant-matmul): ggml's vec_dot_type, f16 for f16.
+DType act_of(DType w) { return dtype_info(w).vec_dot_type; }
 
 cpu::QMatmulKernel kernel_of(const Config& c) {
   cpu::QMatmulKernel k;
@@ -411,7 +410,7 @@ int main(int argc, char** argv) {
   // Every kernel is compiled up front, in one module.
   for (DType w : formats)
     for (bool gemm : {false, true}) jit().request_qmatmul(kernel_of(config_for(w, gemm)));
-  for (DType a : {DType::Q8_0, DType::Q8_K}) jit().request_quantize(a);
+  for (DType a : {DType::Q8_0, DType::Q8_K, DType::F16}) jit().request_quantize(a);
   auto t0 = std::chrono::steady_clock::now();
   jit().compile();
   const auto st = jit().stats();

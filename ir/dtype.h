@@ -32,6 +32,10 @@ struct DTypeInfo {
 };
 
 const DTypeInfo& dtype_info(DType t);
+// How ggml's (x86) CPU matmul converts activations to a vec_dot_type, the `quantize` op's semantics.
+// The same as quantize_row except for q8_0 / q8_1, whose SIMD quantizer takes 127 / amax as the
+// reciprocal scale and rounds levels half to even. Null where quantize_row is null.
+QuantizeRowFn activation_quantize_row(DType t);
 inline const char* dtype_name(DType t) { return dtype_info(t).name; }
 inline bool is_quantized(DType t) { return dtype_info(t).quantized; }
 std::optional<DType> dtype_from_name(std::string_view name);  // accepts "q4_K" and "q4_k"

@@ -3,9 +3,10 @@
 //
 // Rules (only when transpose_b is set and w is a 2-D `weight`; anything else is left alone):
 //   w block-quantized:   matmul(a, dequant(w))  -> qmatmul(quantize(a) : vec_dot_type(w), w)
-//                        (ggml quantizes activations the same way, so numerics match llama.cpp)
-//   w f16 / bf16:        matmul(a, dequant(w)) or matmul(a, w) -> qmatmul(a, w)  (f32 activations)
+//   w f16 / bf16:        matmul(a, dequant(w)) or matmul(a, w) -> qmatmul(quantize(a) : f16 / bf16, w)
 //   w f32:               matmul(a, w)           -> qmatmul(a, w)
+// ggml's CPU matmul converts activations to vec_dot_type(w) the same way (f16 for f16 weights too),
+// so the numerics match llama.cpp's. Vulkan runs an f16 / bf16 quantize as an alias of its f32 input.
 // The new ops take the matmul's place (and its name); dequants left without users are erased.
 // Runs on every target, "ref" included: the reference executor runs qmatmul on quantized
 // activations with ggml's integer dot products, the oracle for the CPU backend's quantized path.
@@ -53,7 +54,7 @@ class FuseDequantMatmul : public Pass {
         b.set_insertion_point(it);
         Value* a = mm->operand(0);
         const DTypeInfo& info = dtype_info(w->type.dtype);
-        if (info.quantized) {
+        if (info.vec_dot_type != DType::F32) {
           // Activations in the weight's dot-product format, as ggml's CPU matmul converts src1.
           Op* q = b.create_typed("quantize", {a}, TensorType{info.vec_dot_type, a->type.dims});
           q->loc = mm->loc;

@@ -37,7 +37,7 @@ struct MatmulSchedule {
 
 struct QMatmulKernel {
   DType weight;
-  DType act;                    // dtype_info(weight).vec_dot_type (F32 for f16/bf16/f32)
+  DType act;                    // dtype_info(weight).vec_dot_type; f32 also for f16 / bf16 weights
   std::string layout = "rows";  // "rows" or "rows_xR", R in {2, 4, 8, 16}
   MatmulSchedule sched;
   bool bias = false, residual = false;
@@ -77,7 +77,7 @@ class CpuJit {
 
   const HostCpu& target() const;  // features of the CPU the code is compiled for
   std::string request_qmatmul(const QMatmulKernel& k);  // returns its symbol; emission deferred
-  std::string request_quantize(DType act);              // q8_0, q8_1, q8_k: bit-exact with quantize_row
+  std::string request_quantize(DType act);              // q8_0, q8_1, q8_k, f16, bf16: bit-exact with activation_quantize_row
   std::string request_get_rows(DType table);            // any decodable type, bit-exact with dequantize_row
   // Emits all pending kernels, optimizes (O3) for the target CPU and JITs them: one module per weight
   // format (plus one for the codecs), compiled in parallel. With a cache_dir, each module's object

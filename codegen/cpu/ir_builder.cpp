@@ -204,23 +204,39 @@ Value* IrGen::f16_to_f32(Value* h) {
 }
 
 Value* IrGen::f32_to_f16(Value* f) {
-  // Scalar only (block scales): exactly support/fp16.h's f32_to_fp16, including its NaN encoding.
-  Value* base = B.CreateFMul(B.CreateFMul(B.CreateUnaryIntrinsic(Intrinsic::fabs, f),
-                                          B.CreateBitCast(ci32(0x77800000), f32)),
-                             B.CreateBitCast(ci32(0x08800000), f32));
-  Value* w = B.CreateBitCast(f, i32);
+  // Exactly support/fp16.h's f32_to_fp16 (round to nearest even, its NaN encoding), lane-wise for
+  // vectors, so activations rounded here match the reference bit for bit.
+  const bool vec = f->getType()->isVectorTy();
+  const unsigned n = vec ? lanes(f) : 1;
+  auto I = [&](uint32_t v) -> Value* { return vec ? splat(i32, n, v) : (Value*)ci32(int64_t(v)); };
+  Type* ft = vec ? (Type*)vt(f32, n) : f32;
+  Value* base = B.CreateFMul(B.CreateFMul(B.CreateUnaryIntrinsic(Intrinsic::fabs, f), B.CreateBitCast(I(0x77800000), ft)),
+                             B.CreateBitCast(I(0x08800000), ft));
+  Value* w = B.CreateBitCast(f, I(0)->getType());
   Value* shl1_w = B.CreateAdd(w, w);
-  Value* sign = B.CreateAnd(w, ci32(int64_t(0x80000000u)));
-  Value* bias = B.CreateAnd(shl1_w, ci32(int64_t(0xFF000000u)));
-  bias = B.CreateSelect(B.CreateICmpULT(bias, ci32(0x71000000)), ci32(0x71000000), bias);
-  base = B.CreateFAdd(B.CreateBitCast(B.CreateAdd(B.CreateLShr(bias, ci32(1)), ci32(0x07800000)), f32), base);
-  Value* bits = B.CreateBitCast(base, i32);
-  Value* exp_bits = B.CreateAnd(B.CreateLShr(bits, ci32(13)), ci32(0x7C00));
-  Value* mant_bits = B.CreateAnd(bits, ci32(0xFFF));
+  Value* sign = B.CreateAnd(w, I(0x80000000u));
+  Value* bias = B.CreateAnd(shl1_w, I(0xFF000000u));
+  bias = B.CreateSelect(B.CreateICmpULT(bias, I(0x71000000)), I(0x71000000), bias);
+  base = B.CreateFAdd(B.CreateBitCast(B.CreateAdd(B.CreateLShr(bias, I(1)), I(0x07800000)), ft), base);
+  Value* bits = B.CreateBitCast(base, I(0)->getType());
+  Value* exp_bits = B.CreateAnd(B.CreateLShr(bits, I(13)), I(0x7C00));
+  Value* mant_bits = B.CreateAnd(bits, I(0xFFF));
   Value* nonsign = B.CreateAdd(exp_bits, mant_bits);
-  Value* is_nan = B.CreateICmpUGT(shl1_w, ci32(int64_t(0xFF000000u)));
-  Value* r = B.CreateOr(B.CreateLShr(sign, ci32(16)), B.CreateSelect(is_nan, ci32(0x7E00), nonsign));
-  return B.CreateTrunc(r, i16);
+  Value* is_nan = B.CreateICmpUGT(shl1_w, I(0xFF000000u));
+  Value* r = B.CreateOr(B.CreateLShr(sign, I(16)), B.CreateSelect(is_nan, I(0x7E00), nonsign));
+  return B.CreateTrunc(r, vec ? (Type*)vt(i16, n) : i16);
+}
+
+Value* IrGen::f32_to_bf16(Value* f) {
+  // support/fp16.h's f32_to_bf16: round to nearest even, NaNs quieted.
+  const bool vec = f->getType()->isVectorTy();
+  const unsigned n = vec ? lanes(f) : 1;
+  auto I = [&](uint32_t v) -> Value* { return vec ? splat(i32, n, v) : (Value*)ci32(int64_t(v)); };
+  Value* u = B.CreateBitCast(f, I(0)->getType());
+  Value* is_nan = B.CreateICmpUGT(B.CreateAnd(u, I(0x7fffffffu)), I(0x7f800000u));
+  Value* rounded = B.CreateLShr(B.CreateAdd(u, B.CreateAdd(I(0x7fffu), B.CreateAnd(B.CreateLShr(u, I(16)), I(1)))), I(16));
+  Value* r = B.CreateSelect(is_nan, B.CreateOr(B.CreateLShr(u, I(16)), I(64)), rounded);
+  return B.CreateTrunc(r, vec ? (Type*)vt(i16, n) : i16);
 }
 
 Value* IrGen::bf16_to_f32(Value* h) {

@@ -96,8 +96,9 @@ class IrGen {
 
   // ---- Numbers.
   llvm::Value* f16_to_f32(llvm::Value* h);  // i16 (or <n x i16>) bits -> f32, exact
-  llvm::Value* f32_to_f16(llvm::Value* f);  // f32 -> i16 bits, round to nearest even (bit-exact with support/fp16.h)
+  llvm::Value* f32_to_f16(llvm::Value* f);   // f32 (or <n x f32>) -> i16 bits, bit-exact with support/fp16.h
   llvm::Value* bf16_to_f32(llvm::Value* h);
+  llvm::Value* f32_to_bf16(llvm::Value* f);  // f32 (or <n x f32>) -> i16 bits, bit-exact with support/fp16.h
 
   // ---- x86 intrinsics (only when the target has them).
   llvm::Value* intrinsic(llvm::Intrinsic::ID id, const std::vector<llvm::Value*>& args,

@@ -108,7 +108,7 @@ class Kernels : public IrGen {
       p.FL = std::max(4, vbits / 32);
       p.be = 1;
       p.bpb = dtype_info(k.weight).bytes_per_block;
-      p.abpb = 4;
+      p.abpb = dtype_info(k.act).bytes_per_block;  // f32, or f16 / bf16 rounded as ggml rounds them
       p.wide = p.FL == 16;
       p.RG = p.MT > 4 ? 2 : 4;  // RG x MT accumulators
     }
@@ -126,8 +126,8 @@ class Kernels : public IrGen {
   // Tiles depend on the format, vector width, tile shape and unroll only (not on the layout,
   // rows_per_task or epilogue), so kernels of one module share them.
   Function* emit_tile(const MatmulPlan& p, int RG, int MT) {
-    const std::string name = fmt::format("nibble.tile.{}.v{}.{}x{}.u{}", dtype_name(p.k.weight), p.fmt ? p.V : p.FL * 4,
-                                         RG, MT, std::clamp(p.k.sched.k_unroll, 1, 8));
+    const std::string name = fmt::format("nibble.tile.{}.{}.v{}.{}x{}.u{}", dtype_name(p.k.weight), dtype_name(p.k.act),
+                                         p.fmt ? p.V : p.FL * 4, RG, MT, std::clamp(p.k.sched.k_unroll, 1, 8));
     if (Function* existing = M.getFunction(name)) return existing;
     Function* fn = new_function(name, void_ty, {ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, ptr}, false, p.wide);
     begin(fn);
@@ -238,11 +238,15 @@ class Kernels : public IrGen {
       const unsigned FL = unsigned(p.FL);
       const DType wt = p.k.weight;
       const int es = int(p.bpb);
-      auto load_w = [&](Value* ptr_, unsigned n) -> Value* {
-        if (wt == DType::F32) return load(n == 1 ? f32 : (Type*)vt(f32, n), ptr_);
+      const DType at = p.k.act;
+      const int as = int(p.abpb);
+      auto load_float = [&](DType t, Value* ptr_, unsigned n) -> Value* {
+        if (t == DType::F32) return load(n == 1 ? f32 : (Type*)vt(f32, n), ptr_);
         Value* h = load(n == 1 ? i16 : (Type*)vt(i16, n), ptr_);
-        return wt == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+        return t == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
       };
+      auto load_w = [&](Value* ptr_, unsigned n) { return load_float(wt, ptr_, n); };
+      auto load_a = [&](Value* ptr_, unsigned n) { return load_float(at, ptr_, n); };
       for (auto& row : acc)
         for (Acc& a : row) {
           a.f = var(vt(f32, FL), zero(vt(f32, FL)), "facc");
@@ -253,7 +257,7 @@ class Kernels : public IrGen {
         for (int q = 0; q < RG; ++q)
           prefetch(gep(wrow[size_t(q)], B.CreateAdd(B.CreateMul(j, ci64(es * FL)), ci64(kPrefetchBytes))));
         std::vector<Value*> av(static_cast<size_t>(MT));
-        for (int t = 0; t < MT; ++t) av[size_t(t)] = load(vt(f32, FL), gep(arow[size_t(t)], B.CreateMul(j, ci64(4 * FL))));
+        for (int t = 0; t < MT; ++t) av[size_t(t)] = load_a(gep(arow[size_t(t)], B.CreateMul(j, ci64(as * FL))), FL);
         for (int q = 0; q < RG; ++q) {
           Value* wv = load_w(gep(wrow[size_t(q)], B.CreateMul(j, ci64(es * FL))), FL);
           for (int t = 0; t < MT; ++t) {
@@ -264,7 +268,7 @@ class Kernels : public IrGen {
       });
       for_range(B.CreateMul(nv, ci64(FL)), K, ci64(1), [&](Value* e) {
         std::vector<Value*> av(static_cast<size_t>(MT));
-        for (int t = 0; t < MT; ++t) av[size_t(t)] = load(f32, gep(arow[size_t(t)], B.CreateMul(e, ci64(4))));
+        for (int t = 0; t < MT; ++t) av[size_t(t)] = load_a(gep(arow[size_t(t)], B.CreateMul(e, ci64(as))), 1);
         for (int q = 0; q < RG; ++q) {
           Value* wv = load_w(gep(wrow[size_t(q)], B.CreateMul(e, ci64(es))), 1);
           for (int t = 0; t < MT; ++t) {
@@ -502,7 +506,7 @@ class Kernels : public IrGen {
     Value* M = B.CreateSelect(B.CreateICmpEQ(M0, ci64(0)), ka.n_tokens, M0);
     Value* nb = B.CreateSDiv(K, ci64(p.be));
     Value* wrow = B.CreateMul(nb, ci64(p.bpb));
-    Value* arow = p.fmt ? B.CreateMul(nb, ci64(p.abpb)) : B.CreateMul(K, ci64(4));
+    Value* arow = B.CreateMul(nb, ci64(p.abpb));  // float path: nb = K
     const int64_t RPT = std::max(1, spec.mm.sched.rows_per_task);
     Value* bpb = ci64(p.bpb);
     // Per-token block table of the 16-row tiles (stack: MT x nb x 8 or 12 bytes).
@@ -643,9 +647,11 @@ class Kernels : public IrGen {
   }
 
   // ------------------------------------------------------------------------------------------
-  // quantize_<act>: rows of f32 [M, K] -> activation blocks; bit-exact with quantize_row.
+  // quantize_<act>: rows of f32 [M, K] -> activation blocks (q8_0, q8_1, q8_K) or f16 / bf16
+  // elements; bit-exact with activation_quantize_row.
   void emit_quantize(const KernelSpec& spec) {
     const DType act = spec.type;
+    if (act == DType::F16 || act == DType::BF16) return emit_round_half(spec);
     const int be = act == DType::Q8_K ? 256 : 32;
     const int abpb = dtype_info(act).bytes_per_block;
     Function* fn = kernel_function(spec.symbol, false);
@@ -668,14 +674,46 @@ class Kernels : public IrGen {
     B.CreateRetVoid();
   }
 
+  // Rows of f32 [M, K] -> f16 or bf16 [M, K], 16 lanes at a time, then a scalar tail.
+  void emit_round_half(const KernelSpec& spec) {
+    const bool f16 = spec.type == DType::F16;
+    Function* fn = kernel_function(spec.symbol, false);
+    begin(fn);
+    KernelArgs ka = args_of(fn);
+    Value* x = buf(ka, 0);
+    Value* out = buf(ka, 1);
+    Value* K = int_arg(ka, 0);
+    auto round = [&](Value* v) { return f16 ? f32_to_f16(v) : f32_to_bf16(v); };
+    Value* nv = B.CreateSDiv(K, ci64(16));
+    for_range(ka.tb, ka.te, ci64(1), [&](Value* row) {
+      Value* xr = gep(x, B.CreateMul(row, B.CreateMul(K, ci64(4))));
+      Value* orow = gep(out, B.CreateMul(row, B.CreateMul(K, ci64(2))));
+      for_range(ci64(0), nv, ci64(1), [&](Value* j) {
+        store(round(load(vt(f32, 16), gep(xr, B.CreateMul(j, ci64(64))))), gep(orow, B.CreateMul(j, ci64(32))));
+      });
+      for_range(B.CreateMul(nv, ci64(16)), K, ci64(1), [&](Value* e) {
+        store(round(load(f32, gep(xr, B.CreateMul(e, ci64(4))))), gep(orow, B.CreateMul(e, ci64(2))));
+      });
+    });
+    B.CreateRetVoid();
+  }
+
+  // <32 x f32> -> <32 x i32> rounded half to even, for |x| < 2^22 (ggml's nearest_int): the sum with
+  // 1.5 * 2^23 rounds in the default mode and leaves the integer in the low mantissa bits. No
+  // roundeven intrinsic, which would be a libm call on SSE2.
+  Value* nearest_int(Value* x) {
+    Value* bits = B.CreateBitCast(B.CreateFAdd(x, splatf(32, 12582912.0)), vt(i32, 32));
+    return B.CreateSub(B.CreateAnd(bits, splat(i32, 32, 0x007FFFFF)), splat(i32, 32, 0x00400000));
+  }
+
   void quantize_q8_block(Value* xb, Value* ob, bool with_sum) {
     Value* xv = load(vt(f32, 32), xb);
     Value* amax = B.CreateFPMaxReduce(B.CreateUnaryIntrinsic(Intrinsic::fabs, xv));
+    // activation_quantize_row: 127 / amax, levels rounded half to even (ggml-cpu's SIMD quantizer).
     Value* d = B.CreateFDiv(amax, cf32(127.0));
-    Value* id = B.CreateSelect(B.CreateFCmpUNE(d, cf32(0.0)), B.CreateFDiv(cf32(1.0), d), cf32(0.0));
+    Value* id = B.CreateSelect(B.CreateFCmpUNE(amax, cf32(0.0)), B.CreateFDiv(cf32(127.0), amax), cf32(0.0));
     store(f32_to_f16(d), ob, 0);
-    Value* r = B.CreateUnaryIntrinsic(Intrinsic::round, B.CreateFMul(xv, bcast(id, 32)));
-    Value* q = B.CreateFPToSI(r, vt(i32, 32));
+    Value* q = nearest_int(B.CreateFMul(xv, bcast(id, 32)));
     store(B.CreateTrunc(q, vt(i8, 32)), ob, with_sum ? 4 : 2);
     if (with_sum) store(f32_to_f16(B.CreateFMul(B.CreateSIToFP(hadd_i(q), f32), d)), ob, 2);
   }
@@ -704,9 +742,7 @@ class Kernels : public IrGen {
           Value* iscale = B.CreateFDiv(cf32(-127.0), max);
           std::vector<Value*> sums;
           for (int p = 0; p < 8; ++p) {
-            Value* v = B.CreateFAdd(B.CreateFMul(bcast(iscale, 32), xs[size_t(p)]), splatf(32, 12582912.0));
-            Value* bits = B.CreateBitCast(v, vt(i32, 32));
-            Value* qi = B.CreateSub(B.CreateAnd(bits, splat(i32, 32, 0x007FFFFF)), splat(i32, 32, 0x00400000));
+            Value* qi = nearest_int(B.CreateFMul(bcast(iscale, 32), xs[size_t(p)]));
             qi = B.CreateBinaryIntrinsic(Intrinsic::smin, qi, splat(i32, 32, 127));
             store(B.CreateTrunc(qi, vt(i8, 32)), ob, 4 + 32 * p);
             for (int h = 0; h < 2; ++h) sums.push_back(hadd_i(slice(qi, unsigned(16 * h), 16)));
@@ -769,9 +805,11 @@ void check_spec(const KernelSpec& spec) {
       const QMatmulKernel& k = spec.mm;
       const bool fl = is_float_weight(k.weight);
       if (!fl && !int_format(k.weight)) fail("qmatmul: no kernel for {} weights", dtype_name(k.weight));
-      const DType want = fl ? DType::F32 : dtype_info(k.weight).vec_dot_type;
-      if (k.act != want)
-        fail("qmatmul: {} weights take {} activations, not {}", dtype_name(k.weight), dtype_name(want), dtype_name(k.act));
+      // Float weights also take f32 activations (the IR allows both; ggml's rounding is the pass's choice).
+      const DType want = dtype_info(k.weight).vec_dot_type;
+      if (k.act != want && !(fl && k.act == DType::F32))
+        fail("qmatmul: {} weights take {} activations{}, not {}", dtype_name(k.weight), dtype_name(want),
+             fl && want != DType::F32 ? " or f32" : "", dtype_name(k.act));
       if (!layout_supported(k.weight, k.layout)) fail("qmatmul: layout '{}' is not supported for {}", k.layout, dtype_name(k.weight));
       if (k.sched.rows_per_task < 1) fail("qmatmul: rows_per_task must be >= 1");
       if (k.sched.k_unroll < 1 || k.sched.k_unroll > 8) fail("qmatmul: k_unroll must be in [1, 8]");
@@ -781,7 +819,8 @@ void check_spec(const KernelSpec& spec) {
       return;
     }
     case KernelKind::Quantize:
-      if (spec.type != DType::Q8_0 && spec.type != DType::Q8_1 && spec.type != DType::Q8_K)
+      if (spec.type != DType::Q8_0 && spec.type != DType::Q8_1 && spec.type != DType::Q8_K && spec.type != DType::F16 &&
+          spec.type != DType::BF16)
         fail("quantize: no activation quantizer for {}", dtype_name(spec.type));
       return;
     case KernelKind::GetRows:

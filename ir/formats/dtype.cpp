@@ -58,6 +58,14 @@ const DTypeInfo& dtype_info(DType t) {
   return kTable[size_t(t)];
 }
 
+QuantizeRowFn activation_quantize_row(DType t) {
+  switch (t) {
+    case DType::Q8_0: return &quantize_row_q8_activation<BlockQ8_0>;
+    case DType::Q8_1: return &quantize_row_q8_activation<BlockQ8_1>;
+    default: return dtype_info(t).quantize_row;
+  }
+}
+
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const DTypeInfo& info : kTable)
     if (iequals(name, info.name)) return info.type;

@@ -5,6 +5,9 @@
 // The quantizers reproduce ggml's quantize_row_*_ref bit for bit: the reciprocal scale is computed in
 // f32 from the unrounded d, levels are truncated after adding 0.5 (nibble formats) or rounded half
 // away from zero (8-bit formats), and only then is d rounded to f16 for storage.
+// Activations are quantized differently (quantize_row_q8_activation): ggml's x86 CPU matmul converts
+// src1 with its SIMD quantize_row_q8_0 / q8_1, whose reciprocal scale is 127 / amax and whose levels
+// round half to even; a level off by one there is a logit off by ~0.1 a few tokens later.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -46,6 +49,22 @@ void quantize_block_8bit(const float* x, Block& b) {
   int sum = 0;
   for (int j = 0; j < kQK; ++j) {
     b.qs[j] = int8_t(std::round(x[j] * id));
+    sum += b.qs[j];
+  }
+  if constexpr (requires { b.s; }) b.s = f32_to_fp16(float(sum) * d);
+}
+
+// q8_0 / q8_1 as activations (ggml-cpu's AVX quantize_row_q8_0 / q8_1).
+template <class Block>
+void quantize_block_8bit_activation(const float* x, Block& b) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  b.d = f32_to_fp16(d);
+  int sum = 0;
+  for (int j = 0; j < kQK; ++j) {
+    b.qs[j] = int8_t(std::nearbyint(x[j] * id));  // the default rounding mode: half to even
     sum += b.qs[j];
   }
   if constexpr (requires { b.s; }) b.s = f32_to_fp16(float(sum) * d);
@@ -113,6 +132,18 @@ void quantize_row_legacy(const float* src, void* dst, int64_t n) {
     std::memcpy(&blocks[i], &b, sizeof(Block));
   }
 }
+
+template <class Block>
+void quantize_row_q8_activation(const float* src, void* dst, int64_t n) {
+  auto* blocks = static_cast<Block*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    Block b{};
+    quantize_block_8bit_activation(src + i * kQK, b);
+    std::memcpy(&blocks[i], &b, sizeof(Block));
+  }
+}
+template void quantize_row_q8_activation<BlockQ8_0>(const float* src, void* dst, int64_t n);
+template void quantize_row_q8_activation<BlockQ8_1>(const float* src, void* dst, int64_t n);
 
 #define NIBBLE_INSTANTIATE_LEGACY(Block)                                                   \
   template void dequantize_row_legacy<Block>(const void* src, float* dst, int64_t n); \

@@ -85,7 +85,7 @@ void quantize(const KernelArgs& a) {
   const DType t = a.out.dtype;
   a.out.owned.resize(size_t(rows * row_bytes(t, K)));
   for (int64_t r = 0; r < rows; ++r)
-    dtype_info(t).quantize_row(x.data() + r * K, a.out.owned.data() + r * row_bytes(t, K), K);
+    activation_quantize_row(t)(x.data() + r * K, a.out.owned.data() + r * row_bytes(t, K), K);
   a.out.packed = a.out.owned.data();
   a.out.packed_dtype = t;
 }

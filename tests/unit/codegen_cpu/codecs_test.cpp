@@ -40,7 +40,7 @@ cpu::CpuJit& codec_jit(const std::string& cpu) {
     o.cpu = cpu;
     o.cache_dir = test_cache_dir();
     j = std::make_unique<cpu::CpuJit>(o);
-    for (DType a : {DType::Q8_0, DType::Q8_1, DType::Q8_K}) j->request_quantize(a);
+    for (DType a : {DType::Q8_0, DType::Q8_1, DType::Q8_K, DType::F16, DType::BF16}) j->request_quantize(a);
     for (DType t : table_types()) j->request_get_rows(t);
     j->compile();
   }
@@ -61,7 +61,11 @@ std::vector<float> tricky_rows(int64_t M, int64_t K, uint32_t seed) {
     if (m % 5 == 3)
       for (int64_t k = 0; k < K; ++k) r[k] *= 1e-6f;
     if (m % 5 == 4)
-      for (int64_t k = 0; k < K; ++k) r[k] = float(k % 7) - 3.0f;  // exact halves after scaling
+      for (int64_t k = 0; k < K; ++k) r[k] = float(k % 7) - 3.0f;
+    if (m == 5) {  // scale 1 (amax 127): levels at exact halves, where the rounding rule shows
+      for (int64_t k = 0; k < K; ++k) r[k] = float(k % 9) - 4.5f;
+      for (int64_t k = 0; k < K; k += 32) r[k] = 127.0f;
+    }
   }
   return x;
 }
@@ -72,10 +76,19 @@ TEST_P(Quantize, BitExact) {
   const auto& [cpu, act] = GetParam();
   if (!cpu.empty() && !x86_host()) GTEST_SKIP();
   NibbleKernelFn fn = codec_jit(cpu).lookup(std::string("quantize_") + dtype_name(act));
-  for (int64_t K : {256, 512, 4096}) {
+  const bool half = act == DType::F16 || act == DType::BF16;
+  for (int64_t K : {int64_t(256), int64_t(512), int64_t(4096), half ? int64_t(13) : int64_t(256 * 3)}) {
     const int64_t M = 10;
     std::vector<float> x = tricky_rows(M, K, uint32_t(K));
-    std::vector<uint8_t> want = encode_rows(act, x, M, K);
+    if (half) {  // values that round up, down and to even; overflow, subnormals, signed zero, NaN
+      const float special[] = {65504.0f, 65520.0f, 1e-7f, -0.0f, std::numeric_limits<float>::quiet_NaN(),
+                               1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 3.0e38f};
+      for (size_t i = 0; i < std::size(special); ++i) x[size_t(i * 3)] = special[i];
+    }
+    // What ggml's CPU matmul quantizes activations to (127 / amax, half to even for q8_0 / q8_1).
+    const int64_t rb = row_bytes(act, K);
+    std::vector<uint8_t> want(size_t(M * rb));
+    for (int64_t r = 0; r < M; ++r) activation_quantize_row(act)(x.data() + r * K, want.data() + r * rb, K);
     std::vector<uint8_t> got(want.size(), 0xCD);
     run_kernel(fn, {x.data(), got.data()}, {K}, 1, M, 2);
     ASSERT_EQ(got.size(), want.size());
@@ -124,7 +137,7 @@ std::string name_of(const std::string& cpu, DType t) {
 
 INSTANTIATE_TEST_SUITE_P(Acts, Quantize,
                          ::testing::Combine(::testing::ValuesIn(cpus()),
-                                            ::testing::Values(DType::Q8_0, DType::Q8_1, DType::Q8_K)),
+                                            ::testing::Values(DType::Q8_0, DType::Q8_1, DType::Q8_K, DType::F16, DType::BF16)),
                          [](const auto& info) { return name_of(std::get<0>(info.param), std::get<1>(info.param)); });
 INSTANTIATE_TEST_SUITE_P(Tables, GetRows,
                          ::testing::Combine(::testing::ValuesIn(cpus()), ::testing::ValuesIn(table_types())),

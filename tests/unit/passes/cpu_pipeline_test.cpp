@@ -141,7 +141,7 @@ void check_contract(const Module& m) {
           EXPECT_EQ(op->attrs.int_or("rows_per_task", 0) % 4, 0);
         }
         const Value* a = op->operand(0);
-        DType act = is_quantized(w->type.dtype) ? dtype_info(w->type.dtype).vec_dot_type : DType::F32;
+        const DType act = dtype_info(w->type.dtype).vec_dot_type;  // f16 for f16 weights too, as ggml
         EXPECT_EQ(a->type.dtype, act) << d->name;
       } else if (n == "mul") {
         ADD_FAILURE() << "a norm scale was not fused";
