@@ -53,6 +53,7 @@ struct WeightDecl {
   TensorType type;
   Attrs attrs;
   const void* data = nullptr;  // bound by a loader; not printed
+  Location loc;                // of the declaration in IR text; 0 when built in memory
 };
 
 // A state buffer: persistent across calls (the KV cache), zero-initialized.
@@ -60,6 +61,7 @@ struct StateDecl {
   std::string name;
   TensorType type;
   Attrs attrs;
+  Location loc;
 };
 
 class Function {

@@ -35,16 +35,18 @@ class Parser {
     expect(Tok::LBrace, "'{' to open the module body");
     while (tok_.kind != Tok::RBrace) {
       if (is_keyword("weight")) {
-        take();
+        Token kw = take();
         WeightDecl w;
+        w.loc = {kw.line, kw.col};
         w.name = expect(Tok::Symbol, "a weight name (@name)").text;
         expect(Tok::Colon, "':' before the weight type");
         w.type = parse_type();
         if (tok_.kind == Tok::LBrace) w.attrs = parse_attr_dict();
         m->weights.push_back(std::move(w));
       } else if (is_keyword("state")) {
-        take();
+        Token kw = take();
         StateDecl s;
+        s.loc = {kw.line, kw.col};
         s.name = expect(Tok::Symbol, "a state name (@name)").text;
         expect(Tok::Colon, "':' before the state type");
         s.type = parse_type();

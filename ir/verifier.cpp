@@ -17,14 +17,18 @@ std::string where(const Function& f, const Location& loc) {
   return "@" + f.name;
 }
 
-void verify_decl_type(const std::string& what, const std::string& name, const TensorType& t,
+// "line:col: " of a declaration read from text, nothing for one built in memory.
+std::string at_decl(const Location& loc) { return loc.line > 0 ? fmt::format("{}:{}: ", loc.line, loc.col) : ""; }
+
+void verify_decl_type(const std::string& what, const std::string& name, const TensorType& t, const Location& loc,
                       std::vector<std::string>& errors) {
-  if (!t.is_static()) errors.push_back(fmt::format("{} @{}: type {} must be static", what, name, t.str()));
+  const std::string at = at_decl(loc);
+  if (!t.is_static()) errors.push_back(fmt::format("{}{} @{}: type {} must be static", at, what, name, t.str()));
   for (const Dim& d : t.dims)
-    if (d.is_static() && d.value <= 0) errors.push_back(fmt::format("{} @{}: dims must be positive", what, name));
+    if (d.is_static() && d.value <= 0) errors.push_back(fmt::format("{}{} @{}: dims must be positive", at, what, name));
   const DTypeInfo& info = dtype_info(t.dtype);
   if (info.block_size > 1 && (t.rank() == 0 || !t.dims.back().is_static() || t.dims.back().value % info.block_size))
-    errors.push_back(fmt::format("{} @{}: rows of {} must be a multiple of the {} block size {}", what, name,
+    errors.push_back(fmt::format("{}{} @{}: rows of {} must be a multiple of the {} block size {}", at, what, name,
                                  t.rank() ? dim_str(t.dims.back()) : "?", info.name, info.block_size));
 }
 
@@ -77,15 +81,16 @@ std::vector<std::string> verify(const Module& m) {
   std::vector<std::string> errors;
   std::set<std::string> names;
   for (const WeightDecl& w : m.weights) {
-    if (!names.insert(w.name).second) errors.push_back(fmt::format("symbol @{} declared twice", w.name));
-    verify_decl_type("weight", w.name, w.type, errors);
+    if (!names.insert(w.name).second) errors.push_back(fmt::format("{}symbol @{} declared twice", at_decl(w.loc), w.name));
+    verify_decl_type("weight", w.name, w.type, w.loc, errors);
   }
   for (const StateDecl& s : m.states) {
-    if (!names.insert(s.name).second) errors.push_back(fmt::format("symbol @{} declared twice", s.name));
-    verify_decl_type("state", s.name, s.type, errors);
+    if (!names.insert(s.name).second) errors.push_back(fmt::format("{}symbol @{} declared twice", at_decl(s.loc), s.name));
+    verify_decl_type("state", s.name, s.type, s.loc, errors);
   }
   for (const auto& f : m.functions) {
-    if (!names.insert(f->name).second) errors.push_back(fmt::format("symbol @{} declared twice", f->name));
+    if (!names.insert(f->name).second)
+      errors.push_back(fmt::format("{}symbol @{} declared twice", at_decl(f->loc), f->name));
     verify_function(m, *f, errors);
   }
   return errors;

@@ -1,8 +1,10 @@
 // nibble ir: read IR text (or a GGUF model), verify, run passes, print.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "ir/op_registry.h"
 #include "ir/parser.h"
@@ -70,10 +72,17 @@ void run_ir(const IrOptions& o) {
   PassManager pm(popts, instr);
   std::vector<std::string> pipeline =
       o.passes.empty() && !o.target.empty() ? default_pipeline(o.target) : split_pipeline(o.passes);
-  for (const std::string& n : instr.print_after)
-    if (!find_pass(n)) fail("--print-after: unknown pass '{}'", n);
-  for (const std::string& n : instr.print_before)
-    if (!find_pass(n)) fail("--print-before: unknown pass '{}'", n);
+  // A known pass the pipeline does not run would print nothing: say so instead.
+  auto check_printed = [&](const char* flag, const std::set<std::string>& names) {
+    for (const std::string& n : names) {
+      if (!find_pass(n)) fail("{}: unknown pass '{}' (see nibble ir --list-passes)", flag, n);
+      if (std::find(pipeline.begin(), pipeline.end(), n) == pipeline.end())
+        fail("{}: pass '{}' is not in the pipeline ({})", flag, n,
+             pipeline.empty() ? std::string("empty: give --passes or --target") : fmt::format("{}", fmt::join(pipeline, ",")));
+    }
+  };
+  check_printed("--print-after", instr.print_after);
+  check_printed("--print-before", instr.print_before);
   pm.add_pipeline(pipeline);
   pm.run(*m);
 

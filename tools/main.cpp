@@ -26,7 +26,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message; its codes (104, 105, ...) mean "bad arguments", which is 1 here as
+    // for every other error. --help and --version stay 0.
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const nibble::Error& e) {
     std::fflush(stdout);
     fmt::print(stderr, "nibble: error: {}\n", e.what());

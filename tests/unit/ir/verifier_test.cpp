@@ -21,34 +21,40 @@ std::string module_with(const std::string& decls) {
 TEST(IrVerifier, DeclarationRules) {
   EXPECT_THAT(verify_text(module_with("  weight @w : q4_0[4, 64]\n  weight @k : q4_k[1, 512]\n  state @s : f16[8]\n")),
               IsEmpty());
-  // Block-quantized rows must hold whole blocks.
+  // Block-quantized rows must hold whole blocks. Messages start at the declaration (line:col).
   EXPECT_THAT(verify_text(module_with("  weight @w : q4_0[4, 48]\n")),
-              ElementsAre("weight @w: rows of 48 must be a multiple of the q4_0 block size 32"));
+              ElementsAre("2:3: weight @w: rows of 48 must be a multiple of the q4_0 block size 32"));
   EXPECT_THAT(verify_text(module_with("  weight @w : q6_k[4, 128]\n")),
-              ElementsAre("weight @w: rows of 128 must be a multiple of the q6_k block size 256"));
+              ElementsAre("2:3: weight @w: rows of 128 must be a multiple of the q6_k block size 256"));
   EXPECT_THAT(verify_text(module_with("  weight @w : q8_0[]\n")),
-              ElementsAre("weight @w: rows of ? must be a multiple of the q8_0 block size 32"));
+              ElementsAre("2:3: weight @w: rows of ? must be a multiple of the q8_0 block size 32"));
   EXPECT_THAT(verify_text(module_with("  state @s : q8_0[2, 33]\n")),
-              ElementsAre("state @s: rows of 33 must be a multiple of the q8_0 block size 32"));
+              ElementsAre("2:3: state @s: rows of 33 must be a multiple of the q8_0 block size 32"));
   // Declarations are static with positive dims.
   EXPECT_THAT(verify_text(module_with("  weight @w : f32[n, 4]\n")),
-              ElementsAre("weight @w: type f32[n, 4] must be static"));
+              ElementsAre("2:3: weight @w: type f32[n, 4] must be static"));
   EXPECT_THAT(verify_text(module_with("  weight @w : q4_0[4, n]\n")),
-              ElementsAre("weight @w: type q4_0[4, n] must be static",
-                          "weight @w: rows of n must be a multiple of the q4_0 block size 32"));
-  EXPECT_THAT(verify_text(module_with("  state @s : f32[0, 4]\n")), ElementsAre("state @s: dims must be positive"));
+              ElementsAre("2:3: weight @w: type q4_0[4, n] must be static",
+                          "2:3: weight @w: rows of n must be a multiple of the q4_0 block size 32"));
+  EXPECT_THAT(verify_text(module_with("  state @s : f32[0, 4]\n")), ElementsAre("2:3: state @s: dims must be positive"));
   EXPECT_THAT(verify_text(module_with("  weight @w : f32[]\n")), IsEmpty());  // a scalar is fine
 }
 
 TEST(IrVerifier, DuplicateSymbols) {
+  // At the second declaration.
   EXPECT_THAT(verify_text(module_with("  weight @w : f32[4]\n  weight @w : f32[4]\n")),
-              ElementsAre("symbol @w declared twice"));
+              ElementsAre("3:3: symbol @w declared twice"));
   EXPECT_THAT(verify_text(module_with("  weight @w : f32[4]\n  state @w : f32[4]\n")),
-              ElementsAre("symbol @w declared twice"));
-  EXPECT_THAT(verify_text(module_with("  state @f : f32[4]\n")), ElementsAre("symbol @f declared twice"));
+              ElementsAre("3:3: symbol @w declared twice"));
+  EXPECT_THAT(verify_text(module_with("  state @f : f32[4]\n")), ElementsAre("3:3: symbol @f declared twice"));
   EXPECT_THAT(verify_text("module @m {\n  func @f(%x: f32[4]) -> (f32[4]) {\n    return %x\n  }\n"
                           "  func @f(%y: f32[4]) -> (f32[4]) {\n    return %y\n  }\n}\n"),
-              ElementsAre("symbol @f declared twice"));
+              ElementsAre("5:3: symbol @f declared twice"));
+  // A module built in memory has no locations: the message stands alone.
+  Module m;
+  m.weights.push_back({"w", TensorType{DType::F32, {4}}, {}, nullptr});
+  m.weights.push_back({"w", TensorType{DType::F32, {4}}, {}, nullptr});
+  EXPECT_THAT(verify(m), ElementsAre("symbol @w declared twice"));
 }
 
 TEST(IrVerifier, UnknownWeightRefAndWrongResultType) {
@@ -126,7 +132,7 @@ TEST(IrVerifier, VerifyOrThrowPrefixesEveryProblem) {
   auto m = testing::parse("module @m {\n  weight @w : q4_0[3]\n  func @f(%x: f32[4]) -> (f32[4]) {\n"
                           "    %0 = silu(%x) : f32[5]\n    return %x\n  }\n}\n");
   EXPECT_EQ(error_of([&] { verify_or_throw(*m, "model.nir"); }),
-            "model.nir:weight @w: rows of 3 must be a multiple of the q4_0 block size 32\n"
+            "model.nir:2:3: weight @w: rows of 3 must be a multiple of the q4_0 block size 32\n"
             "model.nir:4:10: 'silu': result type is f32[5] but the operands give f32[4]");
   auto ok = testing::parse(module_with(""));
   EXPECT_NO_THROW(verify_or_throw(*ok, "ok.nir"));
