@@ -52,7 +52,7 @@ class CpuTuneTarget : public TuneTarget {
   }
 
   // The CPU quantizes activations exactly as its compiled module says.
-  bool reference_on_compiled(const TuneKernel&) const override { return true; }
+  bool quantized_activations(const TuneKernel&, const KernelSchedule&, int) const override { return true; }
 
   std::string schedule_str(const KernelSchedule& s) const override {
     const TunedSchedule& t = std::get<TunedSchedule>(s);

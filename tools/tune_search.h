@@ -5,10 +5,10 @@
 //   1. decode: the target's decode candidates and the heuristic, timed on 1-token calls;
 //   2. prefill: the best of 1 with each prefill variant, beside the heuristic, timed on
 //      prefill_tokens-token calls.
-// Each candidate is first checked against the reference executor (ir/interp), on the compiled
-// module where the target quantizes activations as it says, else on the module as built: NMSE <=
-// 1e-6 (1e-8 for float weights) on a decode call and a 9-token call (the batch path and a tail),
-// else it is rejected. Timing: a warm-up, then rounds in which every candidate in turn runs a batch
+// Each candidate is first checked against the reference executor (ir/interp), per call on the
+// compiled module where the candidate's kernel computes on the activations it quantizes, else on
+// the module as built (TuneTarget::quantized_activations): NMSE <= 1e-6 (1e-8 for float weights) on
+// a decode call and a 9-token call (the batch path and a tail), else it is rejected. Timing: a warm-up, then rounds in which every candidate in turn runs a batch
 // of calls (a rotating order, a 1 ms pause first so the previous executor's workers have gone to
 // sleep); the median batch per candidate. The workload time of a schedule is prefill(P) + P x
 // decode: a P-token prompt, then P tokens generated. The best wins only when at least 2% faster

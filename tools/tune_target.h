@@ -42,9 +42,10 @@ class TuneTarget {
   // Stage 2 (timed on prefill calls): best_decode's decode parameters with each prefill variant.
   // Prefill parameters leave the decode kernel as it is (its times are carried over).
   virtual std::vector<KernelSchedule> prefill_candidates(const TuneKernel& k, const KernelSchedule& best_decode) const = 0;
-  // Whether the compiled module quantizes activations as the target does (then the reference
-  // executor runs the compiled module; else the module as built, on f32 activations).
-  virtual bool reference_on_compiled(const TuneKernel& k) const = 0;
+  // Whether schedule s's kernels for an n-token call compute on the activations the compiled module
+  // quantizes (then the reference executor runs the compiled module), else on f32 activations (then
+  // it runs the module as built).
+  virtual bool quantized_activations(const TuneKernel& k, const KernelSchedule& s, int n_tokens) const = 0;
   // How schedules print in tune's table, and the legend under it.
   virtual std::string schedule_str(const KernelSchedule& s) const = 0;
   virtual std::string legend() const = 0;
@@ -57,7 +58,8 @@ std::unique_ptr<TuneTarget> make_tune_target(const std::string& target, int thre
 // Kept separate so each target's file holds only its own choices.
 std::unique_ptr<TuneTarget> make_cpu_tune_target(int threads);
 #ifdef NIBBLE_HAVE_VULKAN
-std::unique_ptr<TuneTarget> make_vulkan_tune_target(const std::string& target);
+// activations: ExecutorOptions::vulkan_activations ("auto" as nibble tune runs; tests force "q8").
+std::unique_ptr<TuneTarget> make_vulkan_tune_target(const std::string& target, const std::string& activations = "auto");
 #endif
 
 // The distinct signatures of a module after target.pipeline(), in first-seen order.

@@ -24,7 +24,8 @@ namespace {
 
 class VulkanTuneTarget : public TuneTarget {
  public:
-  explicit VulkanTuneTarget(const std::string& target) : target_(target) {
+  VulkanTuneTarget(const std::string& target, const std::string& activations)
+      : target_(target), activations_(activations) {
     const int index = vulkan_device_index(target);
     const size_t n = vk::list_devices().size();
     if (size_t(index) >= n) fail("tune --target {}: {} Vulkan device(s) here (nibble devices lists them)", target, n);
@@ -41,6 +42,7 @@ class VulkanTuneTarget : public TuneTarget {
     ExecutorOptions eo;
     eo.target = target_;
     eo.vulkan_context = ctx_;
+    eo.vulkan_activations = activations_;
     return eo;
   }
   std::string signature(const Module&, const Op& op) const override { return vulkan_tuning_signature(op); }
@@ -91,11 +93,15 @@ class VulkanTuneTarget : public TuneTarget {
     return out;
   }
 
-  // Auto activations (tools::ExecutorOptions::vulkan_activations): quantize runs on the GPU only
-  // where the device accelerates integer dots and the format has an integer-dot GEMV; elsewhere the
-  // kernels compute on f32 activations, as the module as built does.
-  bool reference_on_compiled(const TuneKernel& k) const override {
-    return ctx_->info().int_dot && ctx_->info().int_dot_accelerated && vk::q8_gemv_supported(k.weight);
+  // quantize runs on the GPU (vulkan_compile.h, ActivationQuant) for formats with an integer-dot
+  // GEMV, with "auto" where the device accelerates integer dots; then the GEMV kernels (decode, and
+  // the multi-token batch) read the quantized activations, the tiled GEMM the f32 ones.
+  bool quantized_activations(const TuneKernel& k, const KernelSchedule& s, int n_tokens) const override {
+    const vk::DeviceInfo& d = ctx_->info();
+    const bool q8 = activations_ == "q8" || (activations_ == "auto" && d.int_dot && d.int_dot_accelerated);
+    if (!q8 || !vk::q8_gemv_supported(k.weight)) return false;
+    const bool batch = co_.gemm_from > 0 && n_tokens >= co_.gemm_from;
+    return !batch || std::get<VulkanTiles>(s).batch == "gemv";
   }
 
   std::string schedule_str(const KernelSchedule& s) const override {
@@ -110,15 +116,17 @@ class VulkanTuneTarget : public TuneTarget {
   }
 
  private:
-  std::string target_;
+  std::string target_, activations_;
   std::shared_ptr<vk::Context> ctx_;
   vk::VulkanCompileOptions co_;  // the device with its default tiles
 };
 
 }  // namespace
 
-std::unique_ptr<TuneTarget> make_vulkan_tune_target(const std::string& target) {
-  return std::make_unique<VulkanTuneTarget>(target);
+std::unique_ptr<TuneTarget> make_vulkan_tune_target(const std::string& target, const std::string& activations) {
+  if (activations != "auto" && activations != "q8" && activations != "f32")
+    fail("vulkan activations '{}': expected auto, q8 or f32", activations);
+  return std::make_unique<VulkanTuneTarget>(target, activations);
 }
 
 }  // namespace nibble::tools

@@ -3,6 +3,7 @@
 // compiling a tuned qmatmul with its own tiles (different kernels, same results as the reference).
 // The tests that run kernels, and tune's vulkan candidates, need a Vulkan device (lavapipe in CI)
 // and are skipped without one.
+#include <chrono>
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include "tests/unit/tuning/tuning_test_util.h"
 #include "tools/executor.h"
 #include "tools/tune_module.h"
+#include "tools/tune_search.h"
 #include "tools/tune_target.h"
 #include "tools/tuning_db.h"
 #ifdef NIBBLE_HAVE_VULKAN
@@ -386,6 +388,34 @@ TEST(VulkanTuning, TuneTargetCandidatesAndFingerprint) {
   }
   EXPECT_GT(gemv, 0);
   EXPECT_GT(gemm, 0);
+}
+
+// Every candidate passes the reference check with activations quantized on the GPU too (forced on
+// lavapipe): its GEMV kernels against the compiled module's quantize ops, the tiled GEMM (which
+// reads the f32 activations) against the module as built. Then the entry is complete.
+TEST(VulkanTuning, TuneKernelChecksEveryCandidateAgainstItsReference) {
+  if (!have_vulkan()) GTEST_SKIP() << "no Vulkan device";
+  for (const char* act : {"auto", "q8"}) {
+    std::unique_ptr<tools::TuneTarget> target = tools::make_vulkan_tune_target("vulkan", act);
+    std::unique_ptr<Module> m = tools::TuneModule(DType::Q4_0, 64, 64, 8).build();
+    tools::run_pipeline(*m, target->pipeline(), target->executor_options());
+    const std::vector<tools::TuneKernel> ks = tools::kernels_of(*m, *target);
+    ASSERT_EQ(ks.size(), 1u);
+    const size_t decode = target->decode_candidates(ks[0]).size();
+    tools::TuneProgress quiet(true);
+    const auto deadline = tools::TuneClock::now() + std::chrono::seconds(120);
+    const tools::TuneOutcome r = tools::tune_kernel(*target, ks[0], 16, 120, deadline, quiet, 0, 1);
+    ASSERT_TRUE(r.ok) << act << ": " << r.why;
+    EXPECT_EQ(r.entry.rejected, 0) << act;
+    // The heuristic, every decode candidate, and prefill ones (some GEMM) besides.
+    EXPECT_GT(r.entry.candidates, int(decode) + 1) << act;
+    EXPECT_EQ(r.entry.heuristic, ks[0].heuristic);
+    EXPECT_GT(r.entry.best_us, 0);
+    EXPECT_LE(r.entry.best_us, r.entry.default_us);
+    EXPECT_EQ(validate_tuned(r.entry.best), "");
+  }
+  EXPECT_NE(error_of([] { tools::make_vulkan_tune_target("vulkan", "int4"); }).find("expected auto, q8 or f32"),
+            std::string::npos);
 }
 
 #endif  // NIBBLE_HAVE_VULKAN
