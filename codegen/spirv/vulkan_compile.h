@@ -74,7 +74,8 @@ struct VulkanCompiled {
 void tiles_for(const DeviceInfo& d, VulkanCompileOptions& o);
 
 // The tiles qmatmuls run with on o's device unless an op carries its own: o's gemv/batch/gemm, after
-// tiles_for when o.auto_tiles.
+// tiles_for when o.auto_tiles (VulkanTiles' GEMV is one token per workgroup, as tiles_for's; an
+// op's own tiles are compiled so).
 VulkanTiles device_tiles(const VulkanCompileOptions& o);
 // The tiles a qmatmul is compiled with: the op's own (select-tiles' vk_* attributes, from a tuning
 // entry: passes/tuning.h) or else device_tiles(o).
