@@ -166,6 +166,13 @@ TEST(VulkanTuning, SelectTilesHonoursVulkanEntriesOnly) {
   EXPECT_EQ(vulkan_tiles_of(*qmatmuls(*m)[0]), std::nullopt);
 }
 
+TuningEntry cpu_entry(const TunedSchedule& best) {
+  TuningEntry e;
+  e.best = best;
+  e.heuristic = TunedSchedule{64, 1, 4};
+  return e;
+}
+
 TuningEntry vulkan_entry(const VulkanTiles& best) {
   TuningEntry e;
   e.best = best;
@@ -185,7 +192,7 @@ TEST(VulkanTuning, DatabaseRoundTrip) {
   db.devices[key].kernels[kSigSmall] = vulkan_entry(gemv_tiles(16, 2, 4));
   db.devices[key].kernels[kSigBig] = vulkan_entry(gemm_tiles(8, 8, {128, 64, 32, 8, 8}));
   db.devices["cpu x [avx2]"].kernels["qmatmul q4_0 act=q8_0 N=64 K=64 layout=rows path=gemv+gemm threads=1"] =
-      TuningEntry{TunedSchedule{32, 2, 4}, TunedSchedule{64, 1, 4}};
+      cpu_entry(TunedSchedule{32, 2, 4});
   const std::string p = temp_path("vulkan-roundtrip.json");
   db.save(p);
   TuningDb back = TuningDb::load(p);
@@ -204,7 +211,7 @@ TEST(VulkanTuning, DatabaseRoundTrip) {
   // A schedule that is not its device's kind: refused on save, and a malformed entry on load.
   TuningDb mixed;
   mixed.devices[key].target = "vulkan";
-  mixed.devices[key].kernels[kSigSmall] = TuningEntry{TunedSchedule{32, 2, 4}, TunedSchedule{32, 2, 4}};
+  mixed.devices[key].kernels[kSigSmall] = cpu_entry(TunedSchedule{32, 2, 4});
   EXPECT_NE(error_of([&] { mixed.save(p); }).find("holds a schedule of another target"), std::string::npos);
   write_file(p, R"({"format": "nibble-tuning", "version": 1, "devices": {"v": {"target": "vulkan", "kernels": {"k": {"best": {"rows_per_task": 32, "k_unroll": 1, "m_tile": 4}, "default": {}, "best_us": 1, "default_us": 1}}}}})");
   std::string e = error_of([&] { TuningDb::load(p); });
