@@ -27,7 +27,11 @@
 // path, threads), its rows_per_task, k_unroll and m_tile replace the heuristic's and the op gets
 // `tuned = true`. Entries that break the constraints above (rows_per_task a positive multiple of 16,
 // k_unroll in [1, 8], m_tile in [1, 16]) are ignored; rows_per_task is capped at N rounded up to 16.
-// Targets: the same model for cpu and vulkan for now. Other row-parallel ops need no schedule.
+// Vulkan: the attributes above are the same model's (GPU kernels do not read them); the GPU tiles
+// are the device's (vk::tiles_for in codegen) unless the table has an entry for the op's
+// vulkan_tuning_signature: its VulkanTiles are recorded as vk_* attributes (set_vulkan_tiles,
+// passes/tuning.h) with `tuned = true`; entries that validate_tuned refuses are ignored.
+// Other row-parallel ops need no schedule.
 #include <algorithm>
 
 #include "passes/pass.h"
@@ -45,6 +49,7 @@ class SelectTiles : public Pass {
  public:
   void run(Module& m, const PassOptions& opts) override {
     const int64_t threads = std::max(1, opts.threads);
+    const bool vulkan = opts.target == "vulkan" || opts.target.starts_with("vulkan:");
     for (auto& f : m.functions)
       for (auto& op : f->ops) {
         if (op->op_name() != "qmatmul") continue;
@@ -79,15 +84,24 @@ class SelectTiles : public Pass {
         }
 
         op->attrs.erase("tuned");
-        if (opts.tuning) {
+        clear_vulkan_tiles(*op);
+        if (!opts.tuning) continue;
+        if (vulkan) {
+          auto it = opts.tuning->by_signature.find(vulkan_tuning_signature(*op));
+          if (it == opts.tuning->by_signature.end()) continue;
+          const VulkanTiles* t = std::get_if<VulkanTiles>(&it->second);
+          if (!t || !validate_tuned(*t).empty()) continue;
+          set_vulkan_tiles(*op, *t);
+          op->attrs.set("tuned", true);
+        } else {
           auto it = opts.tuning->by_signature.find(tuning_signature(m, *op, int(threads)));
-          if (it != opts.tuning->by_signature.end() && validate_tuned(it->second).empty()) {
-            const TunedSchedule& t = it->second;
-            op->attrs.set("rows_per_task", std::min(t.rows_per_task, (n + kRowQuantum - 1) / kRowQuantum * kRowQuantum));
-            op->attrs.set("k_unroll", t.k_unroll);
-            op->attrs.set("m_tile", t.m_tile);
-            op->attrs.set("tuned", true);
-          }
+          if (it == opts.tuning->by_signature.end()) continue;
+          const TunedSchedule* t = std::get_if<TunedSchedule>(&it->second);
+          if (!t || !validate_tuned(*t).empty()) continue;
+          op->attrs.set("rows_per_task", std::min(t->rows_per_task, (n + kRowQuantum - 1) / kRowQuantum * kRowQuantum));
+          op->attrs.set("k_unroll", t->k_unroll);
+          op->attrs.set("m_tile", t->m_tile);
+          op->attrs.set("tuned", true);
         }
       }
   }

@@ -243,6 +243,7 @@ vk::VulkanOptions vulkan_options(const ExecutorOptions& opts, int device) {
   vo.profile = opts.profile;
   vo.poison = opts.poison;
   vo.validation = opts.validation;
+  vo.context = opts.vulkan_context;
   if (opts.vulkan_activations == "q8")
     vo.compile.quantized_activations = vk::ActivationQuant::On;
   else if (opts.vulkan_activations == "f32")

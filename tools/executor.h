@@ -16,6 +16,10 @@
 #include "codegen/spirv/vulkan_model.h"
 #endif
 
+namespace nibble::vk {
+class Context;
+}
+
 namespace nibble::tools {
 
 class Executor {
@@ -56,6 +60,8 @@ struct ExecutorOptions {
   std::string vulkan_activations = "auto";
   // Measured schedules from a tuning database (nibble tune) for this device; null: the heuristic.
   std::shared_ptr<const TuningTable> tuning;
+  // vulkan: run on this device (tune shares one across its candidates); null: open the target's.
+  std::shared_ptr<vk::Context> vulkan_context;
 };
 
 // Runs the target's pass pipeline on the module, then compiles and loads it. The module must

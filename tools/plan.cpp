@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -67,8 +68,29 @@ const WeightDecl* weight_of(const Module& m, const Op& op) {
   return m.find_weight(*w->def->attrs.get_symbol("ref"));
 }
 
+json cpu_schedule(const Op& op) {
+  return {{"rows_per_task", op.attrs.int_or("rows_per_task", 16)},
+          {"k_unroll", op.attrs.int_or("k_unroll", 1)},
+          {"vector_bits", op.attrs.int_or("vector_bits", 256)},
+          {"m_tile", op.attrs.int_or("m_tile", 4)},
+          {"path", op.attrs.string_or("path", "gemv")},
+          {"gemm_from", op.attrs.int_or("gemm_from", 0)}};
+}
+
+#ifdef NIBBLE_HAVE_VULKAN
+// The GPU tiles a qmatmul was compiled with (its own from a tuning entry, else the device's).
+json vulkan_schedule(const Op& op, const vk::VulkanCompileOptions& co) {
+  const VulkanTiles t = vk::qmatmul_tiles(op, co);
+  const auto [bm, bn, bk, tm, tn] = t.gemm;
+  return {{"gemv", fmt::format("gemv wg {} rows {}", t.gemv_wg, t.gemv_rows)},
+          {"batch", t.batch == "gemv" ? fmt::format("multi-token gemv x{}", t.batch_tokens)
+                                      : fmt::format("gemm {}x{}x{} t{}x{}", bm, bn, bk, tm, tn)},
+          {"gemm_from", co.gemm_from}};
+}
+#endif
+
 // Each qmatmul of the final IR with its schedule, in program order (the order lowering emits them).
-json qmatmul_kernels(const Module& m, uint64_t total_weight_bytes) {
+json qmatmul_kernels(const Module& m, uint64_t total_weight_bytes, const std::function<json(const Op&)>& schedule) {
   json out = json::array();
   for (const auto& f : m.functions)
     for (const auto& op : f->ops) {
@@ -77,12 +99,7 @@ json qmatmul_kernels(const Module& m, uint64_t total_weight_bytes) {
       const TensorType& wt = op->operand(1)->type;
       const int64_t N = wt.dims[0].value, K = wt.dims[1].value;
       const uint64_t bytes = uint64_t(row_bytes(wt.dtype, K)) * uint64_t(N);
-      json sched = {{"rows_per_task", op->attrs.int_or("rows_per_task", 16)},
-                    {"k_unroll", op->attrs.int_or("k_unroll", 1)},
-                    {"vector_bits", op->attrs.int_or("vector_bits", 256)},
-                    {"m_tile", op->attrs.int_or("m_tile", 4)},
-                    {"path", op->attrs.string_or("path", "gemv")},
-                    {"gemm_from", op->attrs.int_or("gemm_from", 0)}};
+      const json sched = schedule(*op);
       out.push_back({{"op", fmt::format("qmatmul {} {}x{}", dtype_name(wt.dtype), N, K)},
                      {"weight", w ? w->name : ""},
                      {"format", dtype_name(wt.dtype)},
@@ -152,9 +169,10 @@ CompileReport compile_plan(LoadedModel& lm, const ExecutorOptions& opts, const s
   uint64_t total_weight_bytes = 0;
 
   std::unique_ptr<CpuCompiled> cpu;
-  json vulkan_schedule;  // vulkan: the GPU tiles every weight product uses
+  std::function<json(const Op&)> schedule = cpu_schedule;  // of each weight product, as the plan shows it
 #ifdef NIBBLE_HAVE_VULKAN
   vk::VulkanCompiled vkc;
+  vk::VulkanCompileOptions co;
 #endif
   if (opts.target == "cpu") {
     cpu = compile_cpu(m, opts);
@@ -178,7 +196,7 @@ CompileReport compile_plan(LoadedModel& lm, const ExecutorOptions& opts, const s
     run_pipeline(m, "vulkan", opts);
     rep.passes_ms = ms_since(t0);
     t0 = Clock::now();
-    vk::VulkanCompileOptions co = vulkan_options(opts, index).compile;
+    co = vulkan_options(opts, index).compile;
     co.device = devices[size_t(index)];
     co.max_tokens = opts.max_tokens;
     // The device's tiles, chosen here so the plan records what its kernels were built with.
@@ -191,12 +209,7 @@ CompileReport compile_plan(LoadedModel& lm, const ExecutorOptions& opts, const s
     meta["vulkan"] = {{"device", d.name},        {"type", d.type},          {"vendor_id", d.vendor_id},
                       {"device_id", d.device_id}, {"driver", d.driver_name}, {"driver_version", d.driver_version},
                       {"variant", vkc.features.str()}};
-    const bool multi = co.batch == vk::VulkanCompileOptions::Batch::MultiTokenGemv;
-    vulkan_schedule = {{"gemv", fmt::format("gemv wg {} rows {}", co.gemv.wg, co.gemv.rows)},
-                       {"batch", multi ? fmt::format("multi-token gemv x{}", co.batch_tokens)
-                                       : fmt::format("gemm {}x{}x{} t{}x{}", co.gemm.bm, co.gemm.bn, co.gemm.bk,
-                                                     co.gemm.tm, co.gemm.tn)},
-                       {"gemm_from", co.gemm_from}};
+    schedule = [&co](const Op& op) { return vulkan_schedule(op, co); };
     for (const vk::WeightBlob& b : vkc.plan.weights) {
       weights.push_back(bytes_of(b.data, b.bytes));
       total_weight_bytes += b.bytes;
@@ -209,12 +222,7 @@ CompileReport compile_plan(LoadedModel& lm, const ExecutorOptions& opts, const s
          opts.target);
   }
   meta["model"] = model_json(m, lm, opts);
-  meta["kernels"] = qmatmul_kernels(m, total_weight_bytes);
-  if (!vulkan_schedule.is_null())
-    for (json& k : meta["kernels"]) {
-      k["schedule"] = vulkan_schedule;
-      k["source"] = "heuristic";  // GPU tiles come from the device type (vk::tiles_for), not from tuning yet
-    }
+  meta["kernels"] = qmatmul_kernels(m, total_weight_bytes, schedule);
   for (const json& k : meta["kernels"]) rep.tuned += k["source"] == "tuned";
   rep.products = int(meta["kernels"].size());
 

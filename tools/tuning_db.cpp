@@ -29,7 +29,32 @@ json schedule_json(const TunedSchedule& s) {
   return {{"rows_per_task", s.rows_per_task}, {"k_unroll", s.k_unroll}, {"m_tile", s.m_tile}};
 }
 
-TunedSchedule schedule_from(const json& j) {
+json schedule_json(const VulkanTiles& t) {
+  json j = {{"gemv_wg", t.gemv_wg}, {"gemv_rows", t.gemv_rows}, {"batch", t.batch}};
+  if (t.batch == "gemm")
+    j["gemm"] = t.gemm;
+  else
+    j["batch_tokens"] = t.batch_tokens;
+  return j;
+}
+
+json schedule_json(const KernelSchedule& s) {
+  return std::visit([](const auto& x) { return schedule_json(x); }, s);
+}
+
+// The schedule kind is the device's target's: a vulkan device's entries hold VulkanTiles.
+KernelSchedule schedule_from(const json& j, const std::string& target) {
+  if (target == "vulkan") {
+    VulkanTiles t;
+    t.gemv_wg = j.at("gemv_wg").get<int64_t>();
+    t.gemv_rows = j.at("gemv_rows").get<int64_t>();
+    t.batch = j.at("batch").get<std::string>();
+    if (t.batch == "gemm")
+      t.gemm = j.at("gemm").get<std::array<int64_t, 5>>();
+    else
+      t.batch_tokens = j.at("batch_tokens").get<int64_t>();
+    return t;
+  }
   TunedSchedule s;
   s.rows_per_task = j.at("rows_per_task").get<int64_t>();
   s.k_unroll = j.at("k_unroll").get<int64_t>();
@@ -51,10 +76,10 @@ json entry_json(const TuningEntry& e) {
           {"measured", e.measured}};
 }
 
-TuningEntry entry_from(const json& j) {
+TuningEntry entry_from(const json& j, const std::string& target) {
   TuningEntry e;
-  e.best = schedule_from(j.at("best"));
-  e.heuristic = schedule_from(j.at("default"));
+  e.best = schedule_from(j.at("best"), target);
+  e.heuristic = schedule_from(j.at("default"), target);
   e.best_us = j.at("best_us").get<double>();
   e.default_us = j.at("default_us").get<double>();
   if (j.contains("decode_us")) {
@@ -104,11 +129,13 @@ TuningDb TuningDb::load(const std::string& path) {
     for (const auto& [fp, dj] : j.at("devices").items()) {
       where = fmt::format("devices[\"{}\"]", fp);
       TuningDevice d;
-      d.target = dj.value("target", std::string());
+      d.target = dj.value("target", std::string("cpu"));
+      if (d.target != "cpu" && d.target != "vulkan")
+        fail("{}: {}: target '{}' (expected cpu or vulkan)", path, where, d.target);
       d.about_json = dj.contains("about") ? dj["about"].dump() : "{}";
       for (const auto& [sig, ej] : dj.at("kernels").items()) {
         where = fmt::format("devices[\"{}\"].kernels[\"{}\"]", fp, sig);
-        TuningEntry e = entry_from(ej);
+        TuningEntry e = entry_from(ej, d.target);
         if (std::string why = validate_tuned(e.best); !why.empty()) fail("{}: {}: best: {}", path, where, why);
         d.kernels[sig] = e;
       }
@@ -124,7 +151,12 @@ void TuningDb::save(const std::string& path) const {
   json devs = json::object();
   for (const auto& [fp, d] : devices) {
     json kernels = json::object();
-    for (const auto& [sig, e] : d.kernels) kernels[sig] = entry_json(e);
+    for (const auto& [sig, e] : d.kernels) {
+      // What load reads back: the device's target decides the schedule kind.
+      if ((d.target == "vulkan") != std::holds_alternative<VulkanTiles>(e.best))
+        fail("{}: device '{}' (target {}) holds a schedule of another target for '{}'", path, fp, d.target, sig);
+      kernels[sig] = entry_json(e);
+    }
     json about = json::parse(d.about_json.empty() ? "{}" : d.about_json, nullptr, false);
     devs[fp] = {{"target", d.target}, {"about", about.is_discarded() ? json::object() : about}, {"kernels", kernels}};
   }

@@ -3,11 +3,14 @@
 //
 //   {"format": "nibble-tuning", "version": 1,
 //    "devices": {"<fingerprint>": {"target": "cpu", "about": {...},
-//                                  "kernels": {"<signature>": {"best": {rows_per_task, k_unroll, m_tile},
+//                                  "kernels": {"<signature>": {"best": {<schedule>},
 //                                                              "best_us": .., "default": {..}, "default_us": ..,
 //                                                              "speedup": .., "measured": "<UTC time>", ...}}}}}
 //
-// Times are a workload's (see cmd_tune.cpp); "best" is what select-tiles uses. docs/tuning.md.
+// A schedule is the device's target's: cpu {rows_per_task, k_unroll, m_tile}; vulkan {gemv_wg,
+// gemv_rows, batch: "gemv", batch_tokens} or {gemv_wg, gemv_rows, batch: "gemm", gemm: [bm, bn, bk,
+// tm, tn]}. Times are a workload's (see tools/tune_search.h); "best" is what select-tiles uses.
+// docs/tuning.md.
 #pragma once
 #include <map>
 #include <memory>
@@ -19,7 +22,7 @@
 namespace nibble::tools {
 
 struct TuningEntry {
-  TunedSchedule best, heuristic;
+  KernelSchedule best, heuristic;                // of the device's target
   double best_us = 0, default_us = 0;          // the workload's median time with each
   double best_decode_us = 0, best_prefill_us = 0, default_decode_us = 0, default_prefill_us = 0;
   int prefill_tokens = 0;
@@ -30,7 +33,7 @@ struct TuningEntry {
 };
 
 struct TuningDevice {
-  std::string target;       // cpu, vulkan
+  std::string target = "cpu";  // cpu, vulkan: the kind of its schedules
   std::string about_json;   // what identifies the device, as a JSON object (name, features, driver, ...)
   std::map<std::string, TuningEntry> kernels;  // by signature
 };

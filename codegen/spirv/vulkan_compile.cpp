@@ -48,6 +48,49 @@ void tiles_for(const DeviceInfo& d, VulkanCompileOptions& o) {
     g.bm /= 2;
 }
 
+VulkanTiles device_tiles(const VulkanCompileOptions& o) {
+  VulkanCompileOptions t = o;
+  if (t.auto_tiles) tiles_for(t.device, t);
+  VulkanTiles v;
+  v.gemv_wg = t.gemv.wg;
+  v.gemv_rows = t.gemv.rows;
+  v.batch = t.batch == VulkanCompileOptions::Batch::MultiTokenGemv ? "gemv" : "gemm";
+  v.batch_tokens = t.batch_tokens;
+  v.gemm = {t.gemm.bm, t.gemm.bn, t.gemm.bk, t.gemm.tm, t.gemm.tn};
+  return v;
+}
+
+VulkanTiles qmatmul_tiles(const Op& op, const VulkanCompileOptions& o) {
+  if (std::optional<VulkanTiles> t = vulkan_tiles_of(op)) return *t;
+  return device_tiles(o);
+}
+
+std::string tiles_fit(const VulkanTiles& t, const DeviceInfo& d) {
+  if (std::string why = validate_tuned(t); !why.empty()) return why;
+  const auto invocations = [&](int64_t n) -> std::string {
+    if (d.max_workgroup_invocations && n > int64_t(d.max_workgroup_invocations))
+      return fmt::format("{} invocations per workgroup, the device allows {}", n, d.max_workgroup_invocations);
+    if (d.max_workgroup_size_x && n > int64_t(d.max_workgroup_size_x))
+      return fmt::format("a workgroup {} wide, the device allows {}", n, d.max_workgroup_size_x);
+    return "";
+  };
+  const auto shared = [&](int64_t bytes, const char* what) -> std::string {
+    if (d.max_shared_bytes && bytes > int64_t(d.max_shared_bytes))
+      return fmt::format("{} needs {} bytes of shared memory, the device has {}", what, bytes, d.max_shared_bytes);
+    return "";
+  };
+  // Shared memory as the kernels declare it (kernels.cpp: gred, Ws/As).
+  const int64_t tokens = t.batch == "gemv" ? std::max<int64_t>(t.batch_tokens, 1) : 1;
+  std::string why = invocations(t.gemv_wg);
+  if (why.empty()) why = shared(t.gemv_rows * tokens * t.gemv_wg * 4, "the GEMV");
+  if (why.empty() && t.batch == "gemm") {
+    const auto [bm, bn, bk, tm, tn] = t.gemm;
+    why = invocations((bm / tm) * (bn / tn));
+    if (why.empty()) why = shared((bk * (bm + 1) + bk * (bn + 1)) * 4, "the GEMM");
+  }
+  return why;
+}
+
 namespace {
 
 RowCount rows_of(const TensorType& t) { return nibble::rows_of(t, "vulkan codegen"); }
@@ -533,10 +576,23 @@ class Lowering {
       d.label = fmt::format("naive {} {} {}x{}", n, dtype_name(fmt), N, K);
       return;
     }
-    const GemvTiles& gv = t_.gemv;
-    const GemmTiles& gm = t_.gemm;
-    const bool multi = t_.batch == VulkanCompileOptions::Batch::MultiTokenGemv;
-    const GemvTiles gb{gv.wg, gv.rows, std::max<uint32_t>(t_.batch_tokens, 1)};
+    // The device's tiles, or the op's own (a tuning entry: checked against the device's limits).
+    GemvTiles gv = t_.gemv;
+    GemmTiles gm = t_.gemm;
+    bool multi = t_.batch == VulkanCompileOptions::Batch::MultiTokenGemv;
+    uint32_t multi_tokens = t_.batch_tokens;  // tokens per workgroup of the multi-token GEMV
+    if (std::optional<VulkanTiles> own = n == "qmatmul" ? vulkan_tiles_of(op) : std::nullopt) {
+      if (std::string why = tiles_fit(*own, o_.device); !why.empty())
+        fail("vulkan codegen: {}: its tuned tiles do not fit {}: {} (re-tune with nibble tune --force, or compile "
+             "with --no-tuning)",
+             tuned_op_ref(op), o_.device.name, why);
+      gv = {uint32_t(own->gemv_wg), uint32_t(own->gemv_rows), 1};
+      gm = {uint32_t(own->gemm[0]), uint32_t(own->gemm[1]), uint32_t(own->gemm[2]), uint32_t(own->gemm[3]),
+            uint32_t(own->gemm[4])};
+      multi = own->batch == "gemv";
+      multi_tokens = uint32_t(own->batch_tokens);
+    }
+    const GemvTiles gb{gv.wg, gv.rows, std::max<uint32_t>(multi_tokens, 1)};
     std::vector<uint32_t> params = {uint32_t(N), uint32_t(K), uint32_t(rb), 0, uint32_t(N),
                                     uint32_t(rows.per_token ? 0 : rows.fixed), uint32_t(rows.per_token ? rows.fixed : 0)};
     const bool q8 = q8_.count(a) != 0;

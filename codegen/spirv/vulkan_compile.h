@@ -21,6 +21,7 @@
 #include "codegen/spirv/glsl_compiler.h"
 #include "codegen/spirv/kernels.h"
 #include "ir/ir.h"
+#include "passes/tuning.h"
 #include "runtime/vulkan/device.h"
 #include "runtime/vulkan/plan.h"
 
@@ -45,7 +46,7 @@ struct VulkanCompileOptions {
   int64_t max_tokens = 0;     // tokens per call when the module is not planned (0: 512, at most n_ctx)
   int64_t gemm_from = 4;      // token count from which qmatmul runs the GEMM kernel (0: never)
   // Tiles and the batch kernel (n_tokens >= gemm_from): with auto_tiles chosen by device type
-  // (tiles_for), else as given here.
+  // (tiles_for), else as given here; a qmatmul with its own tiles (qmatmul_tiles) uses those.
   bool auto_tiles = true;
   GemvTiles gemv;
   GemmTiles gemm;
@@ -71,6 +72,16 @@ struct VulkanCompiled {
 // shared-memory GEMM there: CPU caches already are the "shared memory"); on GPUs 64 invocations over
 // 2 rows and a 64x64x32 shared-memory GEMM with 4x4 outputs per invocation.
 void tiles_for(const DeviceInfo& d, VulkanCompileOptions& o);
+
+// The tiles qmatmuls run with on o's device unless an op carries its own: o's gemv/batch/gemm, after
+// tiles_for when o.auto_tiles (VulkanTiles' GEMV is one token per workgroup, as tiles_for's; an
+// op's own tiles are compiled so).
+VulkanTiles device_tiles(const VulkanCompileOptions& o);
+// The tiles a qmatmul is compiled with: the op's own (select-tiles' vk_* attributes, from a tuning
+// entry: passes/tuning.h) or else device_tiles(o).
+VulkanTiles qmatmul_tiles(const Op& qmatmul, const VulkanCompileOptions& o);
+// "" when device d can run the kernels of tiles t (workgroup size, shared memory), else why not.
+std::string tiles_fit(const VulkanTiles& t, const DeviceInfo& d);
 
 // The variant compiled for a device: its features, minus forced-off ones. Throws nibble::Error when
 // a feature forced on is missing.

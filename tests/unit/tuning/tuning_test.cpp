@@ -9,6 +9,7 @@
 #include "passes/pass.h"
 #include "passes/tuning.h"
 #include "support/error.h"
+#include "tests/unit/tuning/tuning_test_util.h"
 #include "tools/tuning_db.h"
 
 namespace nibble::testing {
@@ -18,30 +19,10 @@ namespace fs = std::filesystem;
 using tools::TuningDb;
 using tools::TuningEntry;
 
-std::string temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "nibble-test-tuning";
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TuningEntry entry(int64_t rows, int64_t unroll, int64_t mt, double best_us, double default_us) {
   TuningEntry e;
-  e.best = {rows, unroll, mt};
-  e.heuristic = {64, 1, 4};
+  e.best = TunedSchedule{rows, unroll, mt};
+  e.heuristic = TunedSchedule{64, 1, 4};
   e.best_us = best_us;
   e.default_us = default_us;
   e.best_decode_us = 1.5;
@@ -71,8 +52,8 @@ TEST(TuningDb, RoundTrip) {
   ASSERT_EQ(back.devices.size(), 2u);
   const TuningEntry* e = back.find("dev A", kSigA);
   ASSERT_NE(e, nullptr);
-  EXPECT_EQ(e->best, (TunedSchedule{32, 2, 8}));
-  EXPECT_EQ(e->heuristic, (TunedSchedule{64, 1, 4}));
+  EXPECT_EQ(e->best, KernelSchedule(TunedSchedule{32, 2, 8}));
+  EXPECT_EQ(e->heuristic, KernelSchedule(TunedSchedule{64, 1, 4}));
   EXPECT_DOUBLE_EQ(e->best_us, 5);
   EXPECT_DOUBLE_EQ(e->default_us, 10);
   EXPECT_DOUBLE_EQ(e->speedup(), 2);
@@ -148,7 +129,7 @@ TEST(TuningDb, KeyedByDeviceFingerprint) {
   ASSERT_NE(t, nullptr);
   EXPECT_EQ(t->device, fp.key);
   ASSERT_EQ(t->by_signature.size(), 1u);
-  EXPECT_EQ(t->by_signature.at(kSigA), (TunedSchedule{32, 2, 8}));
+  EXPECT_EQ(t->by_signature.at(kSigA), KernelSchedule(TunedSchedule{32, 2, 8}));
   EXPECT_EQ(tools::load_tuning_table("", "cpu"), nullptr);
 }
 
@@ -211,8 +192,8 @@ TEST(SelectTiles, HonoursATableAndIgnoresInvalidEntries) {
 
   auto t = std::make_shared<TuningTable>();
   t->device = "dev";
-  t->by_signature[kSigA] = {32, 4, 2};
-  t->by_signature["qmatmul q4_0 act=q8_0 N=64 K=64 layout=rows_x4 path=gemv+gemm threads=2"] = {16, 8, 16};
+  t->by_signature[kSigA] = TunedSchedule{32, 4, 2};
+  t->by_signature["qmatmul q4_0 act=q8_0 N=64 K=64 layout=rows_x4 path=gemv+gemm threads=2"] = TunedSchedule{16, 8, 16};
   std::unique_ptr<Module> m = run_select_tiles(t);
   const Op* a = qmatmuls(*m)[0];
   EXPECT_TRUE(a->attrs.bool_or("tuned", false));
@@ -236,7 +217,7 @@ TEST(SelectTiles, HonoursATableAndIgnoresInvalidEntries) {
     EXPECT_EQ(x->attrs.int_or("k_unroll", 0), p0->attrs.int_or("k_unroll", -1));
   }
   // Above N: capped at N rounded up to 16 (one task).
-  t->by_signature[kSigB] = {4096, 1, 4};
+  t->by_signature[kSigB] = TunedSchedule{4096, 1, 4};
   std::unique_ptr<Module> mc = run_select_tiles(t);
   EXPECT_EQ(qmatmuls(*mc)[1]->attrs.int_or("rows_per_task", 0), 512);
   EXPECT_TRUE(qmatmuls(*mc)[1]->attrs.bool_or("tuned", false));
