@@ -60,10 +60,14 @@ struct JitStats {
   double wall_ms = 0;                                   // added: elapsed time of compile() calls
 };
 
+// Per-thread scratch (args->scratch, 64-byte aligned) a qmatmul kernel needs for inner dimension K:
+// the 16-row gemm path (quantized weights, sched.gemm, on AVX512-VNNI) keeps its decoded weight
+// panel and a chunk's repacked activations there. 0 for kernels that need none. Conservative: it
+// does not depend on the CPU the kernel is compiled for.
+uint64_t qmatmul_scratch_bytes(const QMatmulKernel& k, int64_t K);
+
 // Requests and compile() are not thread-safe (one thread drives a CpuJit); the kernels it returns
-// are (each call writes only the outputs of its task range). Matmul kernels keep their temporaries on
-// the stack: at most 12 * K / 32 * m_tile bytes (the gemm path's per-token block table) plus
-// accumulators; they ignore args->scratch.
+// are (each call writes only the outputs of its task range). Other kernels ignore args->scratch.
 class CpuJit {
  public:
   struct Options {

@@ -5,9 +5,10 @@
 // Matmul tiles:
 //   - lanes = k ("tile"): RG rows x MT tokens; a vector holds consecutive levels of one row, so every
 //     block ends in a horizontal sum. Every ISA; the gemv path, and gemm without AVX512-VNNI.
-//   - lanes = rows ("tile16"): 16 rows x MT tokens, the gemm path on AVX512-VNNI; decoded levels are
-//     transposed so a vector holds 4 levels of 16 rows, and each feeds MT tokens whose activations
-//     are broadcast from memory (vpdpbusd's m32bcst operand).
+//   - lanes = rows ("panel16" + "gemm16"): the gemm path on AVX512-VNNI. 16 rows are decoded once
+//     per chunk of up to 128 tokens into a panel in scratch, levels transposed so a vector holds 4
+//     levels of 16 rows; each vector then feeds MT tokens whose activations are broadcast from
+//     memory (vpdpbusd's m32bcst operand).
 #include "codegen/cpu/kernel_gen.h"
 
 #include <algorithm>
@@ -38,6 +39,53 @@ int interleave_of(const std::string& layout) {
 
 bool is_float_weight(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
+// ---- The 16-row gemm path's scratch (see emit_panel16 / emit_gemm16).
+constexpr int64_t kTokenChunk = 128;  // tokens per chunk: each 16-row panel is decoded once per chunk
+int panel_chunk_bytes(const IntFormat& f) { return f.be == 256 ? 64 : 32; }
+bool needs_tab(const IntFormat& f) { return f.act != DType::Q8_K; }  // q8_K blocks carry d and sums inline
+int64_t tab_entry(const IntFormat& f) { return needs_tab(f) ? (f.act == DType::Q8_1 ? 12 : 8) : 0; }
+
+// A weight block's part of a 16-row panel: the byte offsets of its pieces (each piece one or more
+// <16 x 32-bit> vectors, lane i for row i) and its size.
+struct PanelLayout {
+  // levels at 0: chunk c, dword d at (c * L + d) * 64, 4 levels of each of the 16 rows
+  int64_t dv = 0;    // f32 block scales
+  int64_t gs = 0;    // per group: i32 integer scales
+  int64_t gm = 0;    // KMins, per 32 elements: i16 pairs of mins for vpdpwssd against q8_K's bsums
+  int64_t dmin = 0;  // f32 KMins dmin / Affine m
+  int64_t bytes = 0;
+  int gm16 = 0;
+};
+PanelLayout panel_layout(const IntFormat& f) {
+  PanelLayout l;
+  int64_t o = 16 * int64_t(f.be);
+  l.dv = o;
+  o += 64;
+  if (f.group) {
+    l.gs = o;
+    o += 64 * (f.be / f.group);
+  }
+  if (f.mk == MinKind::KMins) {
+    l.gm16 = f.be / 32;
+    l.gm = o;
+    o += 64 * l.gm16;
+  }
+  if (f.mk != MinKind::None) {
+    l.dmin = o;
+    o += 64;
+  }
+  l.bytes = o;
+  return l;
+}
+// Per thread: the panel (nb blocks), the chunk's activation blocks, its table; each 64-byte aligned.
+// gemm_scratch_bytes and Kernels::gemm_scratch compute the same offsets, at compile and at run time.
+uint64_t gemm_scratch_bytes(const IntFormat& f, int64_t nb) {
+  auto up = [](int64_t x) { return (x + 63) & ~int64_t(63); };
+  const int64_t act = up(nb * panel_layout(f).bytes);
+  const int64_t tab = up(act + kTokenChunk * nb * f.abpb);
+  return uint64_t(up(tab + kTokenChunk * nb * tab_entry(f)));
+}
+
 // Loads the NibbleKernelArgs fields.
 struct KernelArgs {
   Value* bufs;
@@ -45,6 +93,7 @@ struct KernelArgs {
   Value* n_tokens;
   Value* tb;
   Value* te;
+  Value* scratch;
 };
 
 class Kernels : public IrGen {
@@ -62,6 +111,7 @@ class Kernels : public IrGen {
     a.n_tokens = load(i64, args, 24);
     a.tb = fn->getArg(1);
     a.te = fn->getArg(2);
+    a.scratch = load(ptr, args, 32);
     return a;
   }
   Value* buf(const KernelArgs& a, int i) { return load(ptr, a.bufs, 8 * i); }
@@ -311,184 +361,234 @@ class Kernels : public IrGen {
   }
 
   // ------------------------------------------------------------------------------------------
-  // GEMM with lanes = rows (AVX512-VNNI): 16 weight rows x MT tokens. Each row's block is decoded as
-  // everywhere else, then its level dwords are transposed so one vector holds the same 4 levels of
-  // 16 rows; every decoded vector then feeds MT tokens, whose activations are broadcast 4 bytes at a
-  // time straight from memory. Block (and group) sums stay exact integers.
-  //   tile16(w0, gstep, rstep, bstride, a0, astep, K, out0, ldo, log2(R), unused, tab)
-  // row i's block j: w0 + (i / R) gstep + (i % R) rstep + j bstride (R: the layout's interleave).
-  // tab (q8_0 / q8_1 activations, on the stack: MT x nb entries): per token t and block j, at
-  // tab + (t nb + j) entry: i32 offset correction, f32 d, [f32 s (q8_1)].
+  // GEMM with lanes = rows (AVX512-VNNI), in two steps per 16 weight rows and chunk of tokens:
+  //   panel16 decodes the 16 rows' blocks once into a panel in the thread's scratch (PanelLayout):
+  //   level dwords transposed so one vector holds the same 4 levels of 16 rows, and the scales as
+  //   vectors of 16 rows;
+  //   gemm16 computes MT tokens x 16 rows from the panel: every level vector feeds MT vpdpbusd whose
+  //   activations are broadcast 4 bytes at a time from memory. Block (and group) sums stay exact.
+  // The decode and transpose are paid once per chunk of up to kTokenChunk tokens, not once per tile.
+  // The chunk's activation blocks are repacked [block][token] (with, for q8_0 / q8_1, a table of
+  // per-block offset corrections and scales), so a tile addresses all its tokens from one pointer.
   static bool use_tile16(const MatmulPlan& p, Isa isa, bool has512) {
     return p.fmt && p.k.sched.gemm && isa == Isa::Vnni && has512 && p.vbits >= 512;
   }
-  static bool needs_tab(const MatmulPlan& p) { return p.fmt->act != DType::Q8_K; }
-  static int64_t tab_entry(const MatmulPlan& p) { return p.fmt->act == DType::Q8_1 ? 12 : 8; }
+  struct GemmScratch {
+    Value *act, *tab;  // byte offsets in scratch (the panel is at 0)
+  };
+  GemmScratch gemm_scratch(const IntFormat& f, Value* nb) {
+    auto up = [&](Value* x) { return B.CreateAnd(B.CreateAdd(x, ci64(63)), ci64(~int64_t(63))); };
+    Value* act = up(B.CreateMul(nb, ci64(panel_layout(f).bytes)));
+    Value* tab = up(B.CreateAdd(act, B.CreateMul(nb, ci64(kTokenChunk * f.abpb))));
+    return {act, tab};
+  }
 
-  Function* emit_tile16(const MatmulPlan& p, int MT) {
-    const std::string name = fmt::format("nibble.tile16.{}.m{}", dtype_name(p.k.weight), MT);
+  //   panel16(w0, gstep, rstep, bstride, log2(R), nb, P): row i's block j is at
+  //   w0 + (i / R) gstep + (i % R) rstep + j bstride (R: the layout's interleave); its panel at P + j PB.
+  Function* emit_panel16(const MatmulPlan& p) {
+    const std::string name = fmt::format("nibble.panel16.{}", dtype_name(p.k.weight));
     if (Function* existing = M.getFunction(name)) return existing;
-    Function* fn = new_function(name, void_ty, {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, i64, ptr}, false, true);
+    Function* fn = new_function(name, void_ty, {ptr, i64, i64, i64, i64, i64, ptr}, false, true);
     begin(fn);
     Value* w0 = fn->getArg(0);
     Value* gstep = fn->getArg(1);
     Value* rstep = fn->getArg(2);
     Value* bstride = fn->getArg(3);
-    Value* a0 = fn->getArg(4);
-    Value* astep = fn->getArg(5);
-    Value* K = fn->getArg(6);
-    Value* out0 = fn->getArg(7);
-    Value* ldo = fn->getArg(8);
-    Value* log2r = fn->getArg(9);
-    Value* tab = fn->getArg(11);
+    Value* log2r = fn->getArg(4);
+    Value* nb = fn->getArg(5);
+    Value* P = fn->getArg(6);
     const IntFormat& f = *p.fmt;
-    IntDot dot(*this, f, f.be == 256 ? 64 : 32);
+    const PanelLayout pl = panel_layout(f);
+    IntDot dot(*this, f, panel_chunk_bytes(f));
     const int L = dot.L;
-    Value* nb = B.CreateSDiv(K, ci64(p.be));
 
-    // Row i of the tile: group i >> log2(R), position i & (R - 1) in it (R = 1 for "rows").
     std::vector<Value*> rowbase(16);
     Value* rmask = B.CreateSub(B.CreateShl(ci64(1), log2r), ci64(1));
     for (int i = 0; i < 16; ++i)
       rowbase[size_t(i)] = gep(w0, B.CreateAdd(B.CreateMul(gstep, B.CreateLShr(ci64(i), log2r)),
                                                 B.CreateMul(rstep, B.CreateAnd(ci64(i), rmask))));
-    std::vector<Value*> arow(static_cast<size_t>(MT));
-    for (int t = 0; t < MT; ++t) arow[size_t(t)] = gep(a0, B.CreateMul(astep, ci64(t)));
-
-    auto V16 = [&](Type* e) { return vt(e, 16); };
-    std::vector<AllocaInst*> facc(static_cast<size_t>(MT));
-    for (int t = 0; t < MT; ++t) {
-      facc[size_t(t)] = var(V16(f32), zero(V16(f32)), "facc");
-    }
-    const bool tabbed = needs_tab(p);
-
-    auto body = [&](Value* j) {
-      // The scales of the 16 rows first; the levels chunk by chunk where they are used, which keeps
-      // the decoded vectors out of the stack.
+    k_loop(nb, 1, [&](Value* j) {
+      Value* pj = gep(P, B.CreateMul(j, ci64(pl.bytes)));
       std::vector<Value*> rowp;
       std::vector<WBlock> wb;
       for (int i = 0; i < 16; ++i) {
         rowp.push_back(gep(rowbase[size_t(i)], B.CreateMul(j, bstride)));
         wb.push_back(dot.decode_scales(rowp.back()));
       }
-      auto levels = [&](int i, size_t c) {
-        Value* q = dot.decode_levels(rowp[size_t(i)], int(c));
-        return f.sgn ? B.CreateXor(q, splat(i8, unsigned(dot.V), 0x80)) : q;
-      };
       // Block scales of the 16 rows: f16 bits gathered, converted at once.
       auto f16_rows = [&](Value* WBlock::*raw, Value* WBlock::*val) {
-        if (wb[0].*raw) {
-          std::vector<Value*> v;
-          for (auto& b : wb) v.push_back(b.*raw);
-          return f16_to_f32(vec_of(v));
-        }
         std::vector<Value*> v;
-        for (auto& b : wb) v.push_back(b.*val);
-        return vec_of(v);
+        for (auto& b : wb) v.push_back(wb[0].*raw ? b.*raw : b.*val);
+        return wb[0].*raw ? f16_to_f32(vec_of(v)) : vec_of(v);
       };
-      Value* dv = f16_rows(&WBlock::d_raw, &WBlock::d);
-      std::vector<Value*> Gs, Gm16;
-      Value* dminv = nullptr;
-      Value* mv = nullptr;
-      if (f.group) {
+      auto store_rows = [&](Value* WBlock::*field, int64_t off) {
         std::vector<Value*> g;
-        for (auto& b : wb) g.push_back(b.gscale);
-        Gs = transpose16(g);
-      }
+        for (auto& b : wb) g.push_back(b.*field);
+        std::vector<Value*> T = transpose16(g);  // T[g]: group g of the 16 rows
+        for (size_t k = 0; k < T.size(); ++k) store(T[k], pj, off + 64 * int64_t(k));
+        return T;
+      };
+      store(f16_rows(&WBlock::d_raw, &WBlock::d), pj, pl.dv);
+      if (f.group) store_rows(&WBlock::gscale, pl.gs);
       if (f.mk == MinKind::KMins) {
         std::vector<Value*> g;
         for (auto& b : wb) g.push_back(b.gmin);
         std::vector<Value*> Gm = transpose16(g);  // per group, mins of the 16 rows (< 64)
         // i16 pairs for vpdpwssd against q8_K's bsums (per 16 elements): groups of 32 use their min
         // for both halves, groups of 16 pair up.
-        if (f.group == 32) {
-          for (Value* m : Gm) Gm16.push_back(B.CreateOr(m, B.CreateShl(m, splat(i32, 16, 16))));
-        } else {
-          for (size_t g2 = 0; g2 < Gm.size(); g2 += 2)
-            Gm16.push_back(B.CreateOr(Gm[g2], B.CreateShl(Gm[g2 + 1], splat(i32, 16, 16))));
+        for (int k = 0; k < pl.gm16; ++k) {
+          Value* lo = f.group == 32 ? Gm[size_t(k)] : Gm[size_t(2 * k)];
+          Value* hi = f.group == 32 ? Gm[size_t(k)] : Gm[size_t(2 * k + 1)];
+          store(B.CreateOr(lo, B.CreateShl(hi, splat(i32, 16, 16))), pj, pl.gm + 64 * k);
         }
-        dminv = f16_rows(&WBlock::dmin_raw, &WBlock::dmin);
       }
-      if (f.mk == MinKind::Affine) mv = f16_rows(&WBlock::dmin_raw, &WBlock::dmin);
-
-      std::vector<Value*> ab(static_cast<size_t>(MT)), tb(static_cast<size_t>(MT)), iacc(static_cast<size_t>(MT), nullptr);
-      for (int t = 0; t < MT; ++t) {
-        ab[size_t(t)] = gep(arow[size_t(t)], B.CreateMul(j, ci64(p.abpb)));
-        if (tabbed) tb[size_t(t)] = gep(tab, B.CreateMul(B.CreateAdd(B.CreateMul(nb, ci64(t)), j), ci64(tab_entry(p))));
-      }
-      auto bcast_i32 = [&](Value* base, int64_t off) { return bcast(load(i32, base, off), 16); };
-      // Spans of 8 dwords (32 levels) of each chunk: transposed, then consumed by every token
-      // before the next span, which keeps 8 level vectors live.
+      if (f.mk != MinKind::None) store(f16_rows(&WBlock::dmin_raw, &WBlock::dmin), pj, pl.dmin);
       for (size_t c = 0; c < dot.segs.size(); ++c) {
-        for (int d0 = 0; d0 < L; d0 += 8) {
-          // A scheduling fence between spans (an empty asm that clobbers memory: the span's
-          // activation loads stay after it): without it the backend interleaves all spans of a
-          // block for latency and spills every decoded vector.
-          B.CreateCall(InlineAsm::get(FunctionType::get(void_ty, false), "", "~{memory}", true), {});
-          std::vector<Value*> rows_c;
-          for (int i = 0; i < 16; ++i)
-            rows_c.push_back(slice(B.CreateBitCast(levels(i, c), vt(i32, unsigned(L))), unsigned(d0), 8));
-          std::vector<Value*> T = transpose16(rows_c);  // T[d]: dword d0 + d of chunk c, 16 rows
-          for (int t = 0; t < MT; ++t) {
-            Value* ap = ab[size_t(t)];
-            if (!f.group) {
+        std::vector<Value*> rows_c;
+        for (int i = 0; i < 16; ++i) {
+          Value* q = dot.decode_levels(rowp[size_t(i)], int(c));
+          if (f.sgn) q = B.CreateXor(q, splat(i8, unsigned(dot.V), 0x80));
+          rows_c.push_back(B.CreateBitCast(q, vt(i32, unsigned(L))));
+        }
+        std::vector<Value*> T = transpose16(rows_c);  // T[d]: dword d of chunk c, 16 rows
+        for (int d = 0; d < L; ++d) store(T[size_t(d)], pj, (int64_t(c) * L + d) * 64);
+      }
+    });
+    B.CreateRetVoid();
+    return fn;
+  }
+
+  //   gemm16(P, nb, A, astride, tab, tstride, out0, ldo): tokens t < MT whose activation block j is
+  //   at A + j astride + t abpb (table entry at tab + j tstride + t entry, for q8_0 / q8_1:
+  //   i32 offset correction, f32 d, [f32 s]); out0 + t ldo floats receives the 16 rows.
+  Function* emit_gemm16(const MatmulPlan& p, int MT) {
+    const std::string name = fmt::format("nibble.gemm16.{}.m{}", dtype_name(p.k.weight), MT);
+    if (Function* existing = M.getFunction(name)) return existing;
+    Function* fn = new_function(name, void_ty, {ptr, i64, ptr, i64, ptr, i64, ptr, i64}, false, true);
+    begin(fn);
+    Value* P = fn->getArg(0);
+    Value* nb = fn->getArg(1);
+    Value* A = fn->getArg(2);
+    Value* astride = fn->getArg(3);
+    Value* tab = fn->getArg(4);
+    Value* tstride = fn->getArg(5);
+    Value* out0 = fn->getArg(6);
+    Value* ldo = fn->getArg(7);
+    const IntFormat& f = *p.fmt;
+    const PanelLayout pl = panel_layout(f);
+    IntDot dot(*this, f, panel_chunk_bytes(f));
+    const int L = dot.L;
+    const bool tabbed = needs_tab(f);
+    const int64_t te = tab_entry(f);
+    auto V16 = [&](Type* e) { return vt(e, 16); };
+    std::vector<AllocaInst*> facc(static_cast<size_t>(MT));
+    for (int t = 0; t < MT; ++t) facc[size_t(t)] = var(V16(f32), zero(V16(f32)), "facc");
+
+    k_loop(nb, 1, [&](Value* j) {
+      Value* pj = gep(P, B.CreateMul(j, ci64(pl.bytes)));
+      Value* aj = gep(A, B.CreateMul(j, astride));
+      Value* tj = tabbed ? gep(tab, B.CreateMul(j, tstride)) : nullptr;
+      auto act_i32 = [&](int t, int64_t off) { return bcast(load(i32, aj, t * p.abpb + off), 16); };
+      // Each level vector is loaded after a scheduling fence (an empty asm that clobbers memory), so
+      // it feeds the MT tokens before the next one is loaded: left alone, the backend orders the dot
+      // products token by token and spills every level vector of the block.
+      auto level = [&](size_t c, int d) {
+        B.CreateCall(InlineAsm::get(FunctionType::get(void_ty, false), "", "~{memory}", true), {});
+        return load(V16(i32), pj, (int64_t(c) * L + d) * 64);
+      };
+      std::vector<Value*> iacc(static_cast<size_t>(MT), nullptr);
+      for (size_t c = 0; c < dot.segs.size(); ++c) {
+        if (!f.group) {
+          for (int d = 0; d < L; ++d) {
+            Value* T = level(c, d);
+            const int64_t off = f.a_qs + elem_at(dot.segs[c], 4 * d);
+            for (int t = 0; t < MT; ++t) {
               Value* acc = iacc[size_t(t)];
-              if (!acc) acc = (dot.eoff && tabbed) ? bcast_i32(tb[size_t(t)], 0) : zero(V16(i32));
-              for (int d = 0; d < 8; ++d)
-                acc = dpbusd(acc, T[size_t(d)], bcast_i32(ap, f.a_qs + elem_at(dot.segs[c], 4 * (d0 + d))));
-              iacc[size_t(t)] = acc;
-              continue;
-            }
-            // Runs of dwords of one group: their sum is scaled by the group's integer scale.
-            for (int da = 0; da < 8;) {
-              const int e0 = elem_at(dot.segs[c], 4 * (d0 + da));
-              const int g = e0 / f.group;
-              int db = da;
-              while (db < 8 && elem_at(dot.segs[c], 4 * (d0 + db)) / f.group == g) ++db;
-              Value* acc = zero(V16(i32));
-              if (dot.eoff) {  // -offset * sum(a) over the group, from q8_K's sums of 16
-                Value* bs = B.CreateSExt(load(i16, ap, 4 + 256 + 2 * (e0 / 16)), i32);
-                if (f.group == 32) bs = B.CreateAdd(bs, B.CreateSExt(load(i16, ap, 4 + 256 + 2 * (e0 / 16 + 1)), i32));
-                acc = bcast(B.CreateMul(bs, ci32(-dot.eoff)), 16);
-              }
-              for (int d = da; d < db; ++d)
-                acc = dpbusd(acc, T[size_t(d)], bcast_i32(ap, f.a_qs + elem_at(dot.segs[c], 4 * (d0 + d))));
-              Value* sc = B.CreateMul(acc, Gs[size_t(g)]);
-              iacc[size_t(t)] = iacc[size_t(t)] ? B.CreateAdd(iacc[size_t(t)], sc) : sc;
-              da = db;
+              if (!acc) acc = (dot.eoff && tabbed) ? bcast(load(i32, tj, t * te), 16) : zero(V16(i32));
+              iacc[size_t(t)] = dpbusd(acc, T, act_i32(t, off));
             }
           }
+          continue;
+        }
+        // Runs of dwords of one group: their sum is scaled by the group's integer scale.
+        for (int da = 0; da < L;) {
+          const int e0 = elem_at(dot.segs[c], 4 * da);
+          const int g = e0 / f.group;
+          int db = da;
+          while (db < L && elem_at(dot.segs[c], 4 * db) / f.group == g) ++db;
+          std::vector<Value*> acc(static_cast<size_t>(MT));
+          for (int t = 0; t < MT; ++t) {
+            acc[size_t(t)] = zero(V16(i32));
+            if (dot.eoff) {  // -offset * sum(a) over the group, from q8_K's sums of 16
+              Value* bs = B.CreateSExt(load(i16, aj, t * p.abpb + 4 + 256 + 2 * (e0 / 16)), i32);
+              if (f.group == 32)
+                bs = B.CreateAdd(bs, B.CreateSExt(load(i16, aj, t * p.abpb + 4 + 256 + 2 * (e0 / 16 + 1)), i32));
+              acc[size_t(t)] = bcast(B.CreateMul(bs, ci32(-dot.eoff)), 16);
+            }
+          }
+          for (int d = da; d < db; ++d) {
+            Value* T = level(c, d);
+            const int64_t off = f.a_qs + elem_at(dot.segs[c], 4 * d);
+            for (int t = 0; t < MT; ++t) acc[size_t(t)] = dpbusd(acc[size_t(t)], T, act_i32(t, off));
+          }
+          Value* gs = load(V16(i32), pj, pl.gs + 64 * g);
+          for (int t = 0; t < MT; ++t) {
+            Value* sc = B.CreateMul(acc[size_t(t)], gs);
+            // Pinned here (an empty asm that takes and returns it, ordered by the fences): else the
+            // backend sinks the scaling to the block's end and spills every group's sums.
+            iacc[size_t(t)] = pin(iacc[size_t(t)] ? B.CreateAdd(iacc[size_t(t)], sc) : sc);
+          }
+          da = db;
         }
       }
+      Value* dv = load(V16(f32), pj, pl.dv);
+      Value* dmin = f.mk != MinKind::None ? load(V16(f32), pj, pl.dmin) : nullptr;
       for (int t = 0; t < MT; ++t) {
-        Value* ap = ab[size_t(t)];
-        Value* ad = bcast(tabbed ? load(f32, tb[size_t(t)], 4) : load(f32, ap, 0), 16);
+        Value* ad = bcast(tabbed ? load(f32, tj, t * te + 4) : load(f32, aj, t * p.abpb), 16);
         Value* acc = fmuladd(B.CreateSIToFP(iacc[size_t(t)], V16(f32)), B.CreateFMul(dv, ad), get(facc[size_t(t)]));
         if (f.mk == MinKind::KMins) {
           Value* imin = zero(V16(i32));
-          for (size_t k = 0; k < Gm16.size(); ++k) imin = dpwssd(imin, Gm16[k], bcast_i32(ap, 4 + 256 + 4 * int64_t(k)));
-          acc = fmuladd(B.CreateSIToFP(imin, V16(f32)), B.CreateFNeg(B.CreateFMul(dminv, ad)), acc);
+          for (int k = 0; k < pl.gm16; ++k)
+            imin = dpwssd(imin, load(V16(i32), pj, pl.gm + 64 * k), act_i32(t, 4 + 256 + 4 * int64_t(k)));
+          acc = fmuladd(B.CreateSIToFP(imin, V16(f32)), B.CreateFNeg(B.CreateFMul(dmin, ad)), acc);
         }
-        if (f.mk == MinKind::Affine) acc = fmuladd(mv, bcast(load(f32, tb[size_t(t)], 8), 16), acc);
+        if (f.mk == MinKind::Affine) acc = fmuladd(dmin, bcast(load(f32, tj, t * te + 8), 16), acc);
         set(facc[size_t(t)], acc);
       }
-    };
-    k_loop(nb, 1, body);
+    });
     for (int t = 0; t < MT; ++t) store(get(facc[size_t(t)]), gep(out0, B.CreateMul(B.CreateMul(ldo, ci64(t)), ci64(4))));
     B.CreateRetVoid();
     return fn;
   }
 
+  Value* pin(Value* v) {
+    auto* ty = FunctionType::get(v->getType(), {v->getType()}, false);
+    return B.CreateCall(InlineAsm::get(ty, "", "=v,0", true), {v});
+  }
+
+  // Weight rows of one tile: row i's block j at w0 + (i >> log2r) gstep + (i & (2^log2r - 1)) rstep
+  // + j bstride (lanes = k tiles, whose rows never cross a group: row q at w0 + q rstep).
+  struct RowTile {
+    Value *w0, *gstep, *rstep, *bstride;
+    int log2r;
+    Value* r;  // first row
+  };
+
   void emit_matmul(const KernelSpec& spec) {
     const MatmulPlan p = plan_matmul(spec.mm);
     const std::string& sym = spec.symbol;
     const bool t16 = use_tile16(p, isa, has512);
-    // Tiles: full (RG x MT), row tail (1 x MT), token tail (RG x 1), corner (1 x 1).
-    Function* t_full = t16 ? emit_tile16(p, p.MT) : emit_tile(p, p.RG, p.MT);
+    // Tiles: full (RG x MT), row tail (1 x MT), token tail (RG x 1), corner (1 x 1); the 16-row
+    // path has its panel and gemm16 functions for the full tiles instead.
+    Function* t_full = t16 ? nullptr : emit_tile(p, p.RG, p.MT);
     Function* t_row = emit_tile(p, 1, p.MT);
-    // Leftover tokens of the 16-row path: the gemv tile.
-    Function* t_tok = emit_tile(p, t16 ? std::min(4, p.R == 1 ? 4 : p.R) : p.RG, 1);
+    Function* t_tok = t16 ? nullptr : emit_tile(p, p.RG, 1);
     Function* t_one = emit_tile(p, 1, 1);
+    Function* panel = t16 ? emit_panel16(p) : nullptr;
+    Function* g_mt = t16 ? emit_gemm16(p, p.MT) : nullptr;
+    Function* g_1 = t16 ? emit_gemm16(p, 1) : nullptr;
+    // The 16-row path's leftover tokens (prefill of a few tokens: up to MT - 1) take tiles of 4 first.
+    Function* g_4 = t16 && p.MT > 4 ? emit_gemm16(p, 4) : nullptr;
 
     Function* fn = kernel_function(sym, p.wide || t16);
     begin(fn);
@@ -509,13 +609,6 @@ class Kernels : public IrGen {
     Value* arow = B.CreateMul(nb, ci64(p.abpb));  // float path: nb = K
     const int64_t RPT = std::max(1, spec.mm.sched.rows_per_task);
     Value* bpb = ci64(p.bpb);
-    // Per-token block table of the 16-row tiles (stack: MT x nb x 8 or 12 bytes).
-    Value* tab = nullp;
-    if (t16 && needs_tab(p)) {
-      auto* al = B.CreateAlloca(i8, B.CreateMul(B.CreateMul(nb, ci64(p.MT)), ci64(tab_entry(p))), "tab");
-      al->setAlignment(Align(64));
-      tab = al;
-    }
 
     // Epilogue of a tile's outputs (rows [r, r + nr) of tokens [m0, m0 + mt)): (dot + bias), then
     // residual + that, as the unfused graph computes them.
@@ -537,111 +630,145 @@ class Kernels : public IrGen {
       B.CreateCall(tile, {w0, rstep, bstride, a0, arow, K, out0, N, nullp, nullp});
       epilogue(m0, r, nr, mt);
     };
-    auto call_tile16 = [&](Function* tile, Value* w0, Value* gstep, Value* rstep, Value* bstride, Value* m0, Value* r,
-                           int log2r, int mt) {
-      Value* a0 = gep(a, B.CreateMul(m0, arow));
-      Value* out0 = gep(out, B.CreateMul(B.CreateAdd(B.CreateMul(m0, N), r), ci64(4)));
-      B.CreateCall(tile, {w0, gstep, rstep, bstride, a0, arow, K, out0, N, ci64(log2r), ci64(0), tab});
-      epilogue(m0, r, 16, mt);
+    // Tokens [m0, m1) in tiles of sizes[0] while they fit, then sizes[1], ...: step(m, size). The
+    // last size is 1.
+    auto token_tiles = [&](Value* m0, Value* m1, const std::vector<int>& sizes,
+                           const std::function<void(Value*, int)>& step) {
+      AllocaInst* m = var(i64, m0, "m");
+      for (int mt : sizes)
+        while_loop([&] { return B.CreateICmpSLE(B.CreateAdd(get(m), ci64(mt)), m1); },
+                   [&] {
+                     step(get(m), mt);
+                     set(m, B.CreateAdd(get(m), ci64(mt)));
+                   });
     };
-    // The activation table of tokens [m0, m0 + mt).
-    auto fill_tab = [&](Value* m0, int mt) {
-      const IntDot dot(*this, *p.fmt, 32);
-      for (int t = 0; t < mt; ++t) {
-        Value* arow_t = gep(a, B.CreateMul(B.CreateAdd(m0, ci64(t)), arow));
-        for_range(ci64(0), nb, ci64(1), [&](Value* j) {
-          Value* ab = gep(arow_t, B.CreateMul(j, ci64(p.abpb)));
-          Value* te = gep(tab, B.CreateMul(B.CreateAdd(B.CreateMul(nb, ci64(t)), j), ci64(tab_entry(p))));
-          Value* corr = ci32(0);
-          if (dot.eoff) {
-            Value* sum = hadd_i(B.CreateSExt(load_bytes(ab, p.fmt->a_qs, 32), vt(i32, 32)));
-            corr = B.CreateMul(sum, ci32(-dot.eoff));
-          }
-          store(corr, te, 0);
-          store(f16_to_f32(load(i16, ab, 0)), te, 4);
-          if (p.fmt->act == DType::Q8_1) store(f16_to_f32(load(i16, ab, 2)), te, 8);
-        });
-      }
-    };
+    const std::vector<int> tile_sizes = p.MT > 1 ? std::vector<int>{p.MT, 1} : std::vector<int>{1};
 
-    // Rows [r0, r1) for tokens [m0, m0 + mt) with the given tiles.
-    auto rows = [&](Value* r0, Value* r1, Value* m0, int mt, Function* tile_g, Function* tile_1, bool use16) {
-      const int RG = use16 ? 16 : (t16 ? std::min(4, p.R == 1 ? 4 : p.R) : p.RG);
+    // Rows [r0, r1): whole tiles of RG rows (16 on the 16-row path, which may span several groups of
+    // an interleaved layout) where they fit, single rows elsewhere: row(w0, bstride, r).
+    auto visit_rows = [&](Value* r0, Value* r1, int RG, const std::function<void(const RowTile&)>& tile,
+                          const std::function<void(Value*, Value*, Value*)>& row) {
       AllocaInst* r = var(i64, r0, "r");
       if (p.R == 1) {
         while_loop([&] { return B.CreateICmpSLE(B.CreateAdd(get(r), ci64(RG)), r1); },
                    [&] {
                      Value* rv = get(r);
-                     Value* w0 = gep(w, B.CreateMul(rv, wrow));
-                     if (use16) call_tile16(tile_g, w0, wrow, ci64(0), bpb, m0, rv, 0, mt);
-                     else call_tile(tile_g, w0, wrow, bpb, m0, rv, RG, mt);
+                     tile({gep(w, B.CreateMul(rv, wrow)), wrow, wrow, bpb, 0, rv});
                      set(r, B.CreateAdd(rv, ci64(RG)));
                    });
         while_loop([&] { return B.CreateICmpSLT(get(r), r1); },
                    [&] {
                      Value* rv = get(r);
-                     call_tile(tile_1, gep(w, B.CreateMul(rv, wrow)), wrow, bpb, m0, rv, 1, mt);
+                     row(gep(w, B.CreateMul(rv, wrow)), bpb, rv);
                      set(r, B.CreateAdd(rv, ci64(1)));
                    });
         return;
       }
       const int64_t R = p.R;
+      const int64_t span = std::max<int64_t>(RG, R);  // RG divides R, or R divides RG (= 16)
       while_loop([&] { return B.CreateICmpSLT(get(r), r1); },
                  [&] {
                    Value* rv = get(r);
                    Value* gi = B.CreateSDiv(rv, ci64(R));
                    Value* i = B.CreateSub(rv, B.CreateMul(gi, ci64(R)));
                    Value* gbase = gep(w, B.CreateMul(B.CreateMul(gi, ci64(R)), wrow));
-                   // A whole tile of groups: RG rows of one group, or 16 rows of 16 / R whole groups.
-                   const int64_t span = use16 ? std::max<int64_t>(16, R) : R;
                    Value* full = B.CreateAnd(B.CreateICmpEQ(i, ci64(0)), B.CreateICmpSLE(B.CreateAdd(rv, ci64(span)), r1));
                    if_then(
                        full,
                        [&] {
-                         if (use16) {
-                           call_tile16(tile_g, gbase, B.CreateMul(wrow, ci64(R)), bpb, ci64(R * p.bpb), m0, rv, log2_of(R), mt);
-                         } else {
-                           for (int64_t pass = 0; pass < R / RG; ++pass)
-                             call_tile(tile_g, gep(gbase, pass * RG * p.bpb), bpb, ci64(R * p.bpb), m0,
-                                       B.CreateAdd(rv, ci64(pass * RG)), RG, mt);
-                         }
+                         for (int64_t pass = 0; pass < span / RG; ++pass)
+                           tile({gep(gbase, pass * RG * p.bpb), B.CreateMul(wrow, ci64(R)), bpb, ci64(R * p.bpb), log2_of(R),
+                                 B.CreateAdd(rv, ci64(pass * RG))});
                          set(r, B.CreateAdd(rv, ci64(span)));
                        },
                        [&] {
                          Value* rg = B.CreateSelect(B.CreateICmpSLT(B.CreateSub(N, B.CreateMul(gi, ci64(R))), ci64(R)),
                                                     B.CreateSub(N, B.CreateMul(gi, ci64(R))), ci64(R));
-                         call_tile(tile_1, gep(gbase, B.CreateMul(i, bpb)), ci64(0), B.CreateMul(rg, bpb), m0, rv, 1, mt);
+                         row(gep(gbase, B.CreateMul(i, bpb)), B.CreateMul(rg, bpb), rv);
                          set(r, B.CreateAdd(rv, ci64(1)));
                        });
                  });
     };
 
-    // The task range is one contiguous range of rows, done in blocks of about kRowBlockBytes of
-    // weights (a multiple of 16 rows, they stay in L2 while every token passes over them), each for
-    // all tokens, tile by tile.
     Value* rt0 = B.CreateMul(ka.tb, ci64(RPT));
     Value* rt1 = B.CreateMul(ka.te, ci64(RPT));
     rt1 = B.CreateSelect(B.CreateICmpSLT(rt1, N), rt1, N);
+
+    if (t16) {
+      // Chunks of at most kTokenChunk tokens, of equal size; per chunk the activations are repacked
+      // into scratch, then each 16-row tile of the task is decoded once and used by all of them.
+      const IntFormat& f = *p.fmt;
+      const GemmScratch gs = gemm_scratch(f, nb);
+      const int64_t te = tab_entry(f);
+      Value* P = ka.scratch;
+      Value* AR = gep(ka.scratch, gs.act);
+      Value* TB = needs_tab(f) ? gep(ka.scratch, gs.tab) : nullp;
+      Value* nchunks = B.CreateUDiv(B.CreateAdd(M, ci64(kTokenChunk - 1)), ci64(kTokenChunk));
+      nchunks = B.CreateSelect(B.CreateICmpEQ(nchunks, ci64(0)), ci64(1), nchunks);
+      Value* tc = B.CreateUDiv(B.CreateAdd(M, B.CreateSub(nchunks, ci64(1))), nchunks);
+      tc = B.CreateSelect(B.CreateICmpEQ(tc, ci64(0)), ci64(1), tc);
+      const IntDot dot32(*this, f, 32);
+      for_range(ci64(0), M, tc, [&](Value* c0) {
+        Value* mc = B.CreateSub(M, c0);
+        mc = B.CreateSelect(B.CreateICmpSLT(mc, tc), mc, tc);
+        Value* astride = B.CreateMul(mc, ci64(p.abpb));
+        Value* tstride = B.CreateMul(mc, ci64(te));
+        for_range(ci64(0), mc, ci64(1), [&](Value* t) {
+          Value* src_row = gep(a, B.CreateMul(B.CreateAdd(c0, t), arow));
+          for_range(ci64(0), nb, ci64(1), [&](Value* j) {
+            Value* src = gep(src_row, B.CreateMul(j, ci64(p.abpb)));
+            Value* slot = B.CreateAdd(B.CreateMul(j, mc), t);
+            B.CreateMemCpy(gep(AR, B.CreateMul(slot, ci64(p.abpb))), MaybeAlign(1), src, MaybeAlign(1), p.abpb);
+            if (!needs_tab(f)) return;
+            Value* e = gep(TB, B.CreateMul(slot, ci64(te)));
+            Value* corr = ci32(0);
+            if (dot32.eoff) {
+              Value* sum = hadd_i(B.CreateSExt(load_bytes(src, f.a_qs, 32), vt(i32, 32)));
+              corr = B.CreateMul(sum, ci32(-dot32.eoff));
+            }
+            store(corr, e, 0);
+            store(f16_to_f32(load(i16, src, 0)), e, 4);
+            if (f.act == DType::Q8_1) store(f16_to_f32(load(i16, src, 2)), e, 8);
+          });
+        });
+        visit_rows(
+            rt0, rt1, 16,
+            [&](const RowTile& rt) {
+              B.CreateCall(panel, {rt.w0, rt.gstep, rt.rstep, rt.bstride, ci64(rt.log2r), nb, P});
+              const std::vector<int> sizes = g_4 ? std::vector<int>{p.MT, 4, 1} : tile_sizes;
+              token_tiles(ci64(0), mc, sizes, [&](Value* m, int mt) {
+                Value* out0 = gep(out, B.CreateMul(B.CreateAdd(B.CreateMul(B.CreateAdd(c0, m), N), rt.r), ci64(4)));
+                B.CreateCall(mt == 1 ? g_1 : mt == 4 && g_4 ? g_4 : g_mt, {P, nb, gep(AR, B.CreateMul(m, ci64(p.abpb))), astride,
+                                                    needs_tab(f) ? gep(TB, B.CreateMul(m, ci64(te))) : nullp, tstride,
+                                                    out0, N});
+                epilogue(B.CreateAdd(c0, m), rt.r, 16, mt);
+              });
+            },
+            [&](Value* w0, Value* bstride, Value* r) {
+              token_tiles(c0, B.CreateAdd(c0, mc), tile_sizes, [&](Value* m, int mt) {
+                call_tile(mt == 1 ? t_one : t_row, w0, ci64(0), bstride, m, r, 1, mt);
+              });
+            });
+      });
+      B.CreateRetVoid();
+      return;
+    }
+
+    // The task range is one contiguous range of rows, done in blocks of about kRowBlockBytes of
+    // weights (a multiple of 16 rows, they stay in L2 while every token passes over them), each for
+    // all tokens, tile by tile.
     Value* rb = B.CreateUDiv(ci64(kRowBlockBytes), B.CreateAdd(wrow, ci64(1)));
     rb = B.CreateSelect(B.CreateICmpULT(rb, ci64(16)), ci64(16), B.CreateSelect(B.CreateICmpUGT(rb, ci64(256)), ci64(256), rb));
     rb = B.CreateAnd(rb, ci64(~int64_t(15)));
     for_range(rt0, rt1, rb, [&](Value* r0) {
       Value* r1 = B.CreateAdd(r0, rb);
       r1 = B.CreateSelect(B.CreateICmpSLT(r1, rt1), r1, rt1);
-      AllocaInst* m = var(i64, ci64(0), "m");
-      if (p.MT > 1) {
-        while_loop([&] { return B.CreateICmpSLE(B.CreateAdd(get(m), ci64(p.MT)), M); },
-                   [&] {
-                     if (t16 && needs_tab(p)) fill_tab(get(m), p.MT);
-                     rows(r0, r1, get(m), p.MT, t_full, t_row, t16);
-                     set(m, B.CreateAdd(get(m), ci64(p.MT)));
-                   });
-      }
-      while_loop([&] { return B.CreateICmpSLT(get(m), M); },
-                 [&] {
-                   rows(r0, r1, get(m), 1, t_tok, t_one, false);
-                   set(m, B.CreateAdd(get(m), ci64(1)));
-                 });
+      token_tiles(ci64(0), M, tile_sizes, [&](Value* m, int mt) {
+        visit_rows(
+            r0, r1, p.RG,
+            [&](const RowTile& rt) { call_tile(mt == 1 ? t_tok : t_full, rt.w0, rt.rstep, rt.bstride, m, rt.r, p.RG, mt); },
+            [&](Value* w0, Value* bstride, Value* r) { call_tile(mt == 1 ? t_one : t_row, w0, ci64(0), bstride, m, r, 1, mt); });
+      });
     });
     B.CreateRetVoid();
   }
@@ -841,3 +968,13 @@ void emit_kernel(Module& m, const HostCpu& target, const KernelSpec& spec) {
 }
 
 }  // namespace nibble::cpu::detail
+
+namespace nibble::cpu {
+
+uint64_t qmatmul_scratch_bytes(const QMatmulKernel& k, int64_t K) {
+  const detail::IntFormat* f = detail::int_format(k.weight);
+  if (!f || !k.sched.gemm || K <= 0) return 0;
+  return detail::gemm_scratch_bytes(*f, K / f->be);
+}
+
+}  // namespace nibble::cpu

@@ -222,10 +222,12 @@ class Lowering {
 
     rt::Step s;
     s.kernel = jit_.request_qmatmul(k);
+    plan_.scratch_bytes = std::max(plan_.scratch_bytes, qmatmul_scratch_bytes(k, K));
     if (int64_t from = op.attrs.int_or("gemm_from", 0); from > 0 && !k.sched.gemm && rows.per_token) {
       QMatmulKernel g = k;
       g.sched.gemm = true;
       s.batch_kernel = jit_.request_qmatmul(g);
+      plan_.scratch_bytes = std::max(plan_.scratch_bytes, qmatmul_scratch_bytes(g, K));
       s.batch_from_tokens = from;
     }
     s.bufs = operands(op);

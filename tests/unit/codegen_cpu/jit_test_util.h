@@ -46,10 +46,15 @@ inline std::vector<float> decode_rows(DType t, const uint8_t* q, int64_t rows, i
 inline bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 inline DType act_type(DType w) { return is_float_type(w) ? DType::F32 : dtype_info(w).vec_dot_type; }
 
-// Calls a kernel over tasks [0, n_tasks) in `parts` contiguous slices (as the runtime's threads do).
+// Calls a kernel over tasks [0, n_tasks) in `parts` contiguous slices (as the runtime's threads do),
+// with `scratch_bytes` of 64-byte aligned scratch (exactly that much: ASan sees an overrun).
 inline void run_kernel(NibbleKernelFn fn, const std::vector<void*>& bufs, const std::vector<int64_t>& ints,
-                       int64_t n_tokens, int64_t n_tasks, int parts = 3) {
-  NibbleKernelArgs args{bufs.data(), ints.data(), nullptr, n_tokens, nullptr};
+                       int64_t n_tokens, int64_t n_tasks, int parts = 3, uint64_t scratch_bytes = 0) {
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<void, Free> scratch(scratch_bytes ? std::aligned_alloc(64, (scratch_bytes + 63) / 64 * 64) : nullptr);
+  NibbleKernelArgs args{bufs.data(), ints.data(), nullptr, n_tokens, scratch.get()};
   for (int p = 0; p < parts; ++p) {
     const int64_t b = n_tasks * p / parts, e = n_tasks * (p + 1) / parts;
     if (b < e) fn(&args, b, e);

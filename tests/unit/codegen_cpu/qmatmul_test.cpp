@@ -76,6 +76,8 @@ std::vector<MmCase> cases_for(const std::string& cpu, DType w) {
     c.push_back({kernel(w, "rows_x8", 8, false, 4, 256, 1, false, true), {13, 67, 259}, small_k, {1}});
     c.push_back({kernel(w, "rows_x8", 12, true, 4, 512, 1, true, false), {13, 67}, small_k, {7}});
     c.push_back({kernel(w, "rows_x16", 32, true, 16, 512, 1), {67, 259}, small_k, {9, 37, 64}});
+    // More tokens than one chunk of the 16-row path (two chunks of 67), leftovers of 4 and 1.
+    c.push_back({kernel(w, "rows_x4", 32, true, 8, 512, 1), {35}, {small_k.back()}, {134, 13}});
     c.push_back({kernel(w, "rows_x2", 16, false, 4, 256, 1), {13}, small_k, {1}});
     c.push_back({kernel(w, "rows_x16", 48, false, 4, 512, 1), {13, 67, 259}, small_k, {1}});
   }
@@ -183,7 +185,7 @@ void check_case(const std::string& cpu, const QMatmulKernel& k, int64_t N, int64
   if (k.residual) bufs.push_back(const_cast<float*>(p.res.data()));
   NibbleKernelFn fn = JitPool::get().fn(cpu, k.symbol());
   const int64_t tasks = (N + k.sched.rows_per_task - 1) / k.sched.rows_per_task;
-  run_kernel(fn, bufs, {N, K, m_from_tokens ? 0 : M}, m_from_tokens ? M : 999, tasks, 3);
+  run_kernel(fn, bufs, {N, K, m_from_tokens ? 0 : M}, m_from_tokens ? M : 999, tasks, 3, cpu::qmatmul_scratch_bytes(k, K));
 
   int bad = 0;
   for (int64_t m = 0; m < M; ++m)
