@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "codegen/cpu/cpu_jit.h"
 #include "ir/op_registry.h"
 #include "ir/parser.h"
 #include "ir/printer.h"
@@ -33,6 +34,7 @@ struct IrOptions {
   std::vector<std::string> print_after, print_before;
   bool time_passes = false;
   bool host = false;
+  std::string cpu;
   int threads = 1;
   std::string tuning_db, tuning_device;
 };
@@ -62,6 +64,12 @@ void run_ir(const IrOptions& o) {
     popts.threads = o.threads;
   }
   if (!o.target.empty()) popts.target = o.target;
+  if (!o.cpu.empty()) {
+    if (o.host) fail("ir: --cpu and --host both name the CPU to schedule for; give one");
+    const cpu::HostCpu c = cpu::named_cpu(o.cpu);
+    popts.cpu_features = c.feature_set();
+    popts.vector_bits = c.vector_bits();
+  }
   if (!o.tuning_db.empty()) {
     // Schedules measured by `nibble tune`: this machine's device, or the one --tuning-device names.
     TuningDb db = TuningDb::load(o.tuning_db);
@@ -114,6 +122,9 @@ void add_ir_command(CLI::App& app) {
   c->add_flag("--host", o->host,
               "schedule for this machine (CPU features, vector width, threads) as generate does; without it the "
               "passes assume a portable AVX2-class CPU, so dumps are reproducible");
+  c->add_option("--cpu", o->cpu,
+                 "schedule for this CPU (an LLVM cpu name: sapphirerapids, znver4, x86-64-v3, ...): its features and "
+                 "vector width, as generate on it would");
   c->add_option("--tuning-db", o->tuning_db, "schedules measured by nibble tune (select-tiles prefers them)");
   c->add_option("--tuning-device", o->tuning_device, "with --tuning-db: the device fingerprint to take (default: this machine's)");
   c->callback([o] { run_ir(*o); });

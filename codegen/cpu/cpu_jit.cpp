@@ -103,6 +103,8 @@ std::unique_ptr<TargetMachine> make_target_machine(const HostCpu& cpu) {
   return tm;
 }
 
+}  // namespace
+
 HostCpu named_cpu(const std::string& name) {
   init_llvm();
   HostCpu h;
@@ -117,8 +119,6 @@ HostCpu named_cpu(const std::string& name) {
   fill_flags(h, [&](const char* f) { return sti->checkFeatures(std::string("+") + f); });
   return h;
 }
-
-}  // namespace
 
 HostCpu detect_host() {
   init_llvm();

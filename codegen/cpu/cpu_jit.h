@@ -26,6 +26,7 @@ struct HostCpu {
 };
 
 HostCpu detect_host();  // via llvm::sys::getHostCPUName / getHostCPUFeatures
+HostCpu named_cpu(const std::string& name);  // an LLVM cpu name ("sapphirerapids", "x86-64-v3"); throws if unknown
 
 struct MatmulSchedule {
   int rows_per_task = 16;  // output columns (weight rows) per task
