@@ -412,7 +412,10 @@ void bm_compile(benchmark::State& state, bool cached) {
 
 int main(int argc, char** argv) {
   const std::vector<DType> formats = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
-  const std::vector<Shape> shapes = {{1, 4096, 4096}, {1, 14336, 4096}, {1, 4096, 14336}, {128, 4096, 4096}};
+  // The shapes (N x K: 4096x4096, a llama-3-8B FFN's 14336x4096 and 4096x14336), each as GEMV and GEMM.
+  std::vector<Shape> shapes;
+  for (int64_t M : {1, 128})
+    for (auto [N, K] : {std::pair<int64_t, int64_t>{4096, 4096}, {14336, 4096}, {4096, 14336}}) shapes.push_back({M, N, K});
   // Every kernel is compiled up front, in one module.
   for (DType w : formats)
     for (bool gemm : {false, true}) jit().request_qmatmul(kernel_of(config_for(w, gemm)));
