@@ -239,11 +239,47 @@ Value* IntDot::decode_levels(Value* p, int c) {
   }
 }
 
+bool IntDot::nibble_pair() const {
+  return V == 64 && (f.w == DType::Q4_0 || f.w == DType::Q4_1 || f.w == DType::Q5_0 || f.w == DType::Q5_1);
+}
+
+std::vector<int> IntDot::pair_lane_blocks() const {
+  std::vector<int> m(16);
+  for (int l = 0; l < 16; ++l) m[size_t(l)] = nibble_pair() ? (l / 4) % 2 : l / 8;
+  return m;
+}
+
+// Levels of the two blocks in pair order: [A 0-15 | B 0-15 | A 16-31 | B 16-31] for the nibble formats.
+// Their low nibbles hold levels 0-15 and their high nibbles 16-31, so one 32-byte vector of both
+// blocks' bytes gives the chunk with one mask and one shift, instead of a mask, a shift and three
+// inserts per pair in natural order. The activation pays the reordering once for all the rows.
+static const std::vector<int> kNibblePairOrder = [] {
+  std::vector<int> m;
+  for (int base : {0, 32, 16, 48})
+    for (int i = 0; i < 16; ++i) m.push_back(base + i);
+  return m;
+}();
+
 WBlock IntDot::decode_pair(Value* p0, Value* p1) {
   if (f.be != 32 || V != 64) fail("decode_pair: 32-element blocks in 64-byte chunks only");
   WBlock a = decode_scales(p0), b = decode_scales(p1);
   WBlock w;
-  w.q = {g.concat(decode_levels(p0, 0), decode_levels(p1, 0))};
+  if (nibble_pair()) {
+    auto& B = g.B;
+    const bool affine = f.w == DType::Q4_1 || f.w == DType::Q5_1;
+    const bool five = f.w == DType::Q5_0 || f.w == DType::Q5_1;
+    const int qh_off = affine ? 4 : 2, qs_off = qh_off + (five ? 4 : 0);
+    Value* x = g.concat(g.load_bytes(p0, qs_off, 16), g.load_bytes(p1, qs_off, 16));
+    Value* q = g.concat(g.and8(x, 15), g.lshr8(x, 4));
+    if (five) {
+      auto bits = [&](Value* p) { return B.CreateBitCast(g.load(g.i32, p, qh_off), g.vt(g.i1, 32)); };
+      Value* hb = g.shuffle(g.concat(bits(p0), bits(p1)), kNibblePairOrder);
+      q = B.CreateOr(q, B.CreateSelect(hb, g.splat(g.i8, 64, 16), g.zero(g.vt(g.i8, 64))));
+    }
+    w.q = {q};
+  } else {
+    w.q = {g.concat(decode_levels(p0, 0), decode_levels(p1, 0))};
+  }
   w.d = g.f16_to_f32(g.vec_of({a.d_raw, b.d_raw}));
   if (a.dmin_raw) w.dmin = g.f16_to_f32(g.vec_of({a.dmin_raw, b.dmin_raw}));
   return w;
@@ -251,7 +287,11 @@ WBlock IntDot::decode_pair(Value* p0, Value* p1) {
 
 ABlock IntDot::load_act_pair(Value* p) {
   ABlock a;
-  a.a = {g.concat(g.load_bytes(p, f.a_qs, 32), g.load_bytes(p, f.abpb + f.a_qs, 32))};
+  if (nibble_pair())
+    a.a = {g.concat_all({g.load_bytes(p, f.a_qs, 16), g.load_bytes(p, f.abpb + f.a_qs, 16),
+                         g.load_bytes(p, f.a_qs + 16, 16), g.load_bytes(p, f.abpb + f.a_qs + 16, 16)})};
+  else
+    a.a = {g.concat(g.load_bytes(p, f.a_qs, 32), g.load_bytes(p, f.abpb + f.a_qs, 32))};
   a.corr = {eoff ? corr_of(a.a[0]) : nullptr};
   a.d = g.f16_to_f32(g.vec_of({g.load(g.i16, p, 0), g.load(g.i16, p, f.abpb)}));
   if (f.act == DType::Q8_1) a.s = g.f16_to_f32(g.vec_of({g.load(g.i16, p, 2), g.load(g.i16, p, f.abpb + 2)}));

@@ -77,10 +77,13 @@ class IntDot {
   void prepare_for_dot(WBlock& w);           // ISA forms (lane scales, signed -> unsigned on VNNI)
   ABlock load_act(llvm::Value* ablk);        // activation block
   // 32-element formats at V = 64: two blocks per chunk (weight blocks at p0 and p1, activation blocks
-  // consecutive at p). d, dmin (and the activation's d, s) become <2 x f32>; lanes 0-7 of a block_dot
-  // belong to the first block, 8-15 to the second.
+  // consecutive at p). d, dmin (and the activation's d, s) become <2 x f32>. Which block each of a
+  // block_dot's 16 lanes belongs to is pair_lane_blocks(): 0-7 / 8-15 in natural order, alternating
+  // by 4 lanes for the nibble formats (nibble_pair), whose levels are stored half by half.
   WBlock decode_pair(llvm::Value* p0, llvm::Value* p1);
   ABlock load_act_pair(llvm::Value* p);
+  bool nibble_pair() const;
+  std::vector<int> pair_lane_blocks() const;
   // iacc (<L x i32>, may be null) + the integer dot of w and a over the block.
   llvm::Value* block_dot(const WBlock& w, const ABlock& a);
   // Lane vector for chunk c from a per-group vector: lane l covers `per_lane` bytes.

@@ -259,7 +259,7 @@ class Kernels : public IrGen {
             for (int t = 0; t < MT; ++t) {
               const ABlock& a = ab[size_t(t)];
               Value* iacc = dot2.block_dot(wb, a);
-              Value* s = shuffle(B.CreateFMul(wb.d, a.d), {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1});
+              Value* s = shuffle(B.CreateFMul(wb.d, a.d), dot2.pair_lane_blocks());
               AllocaInst* fa = f2[size_t(q)][size_t(t)];
               set(fa, fmuladd(B.CreateSIToFP(iacc, vt(f32, 16)), s, get(fa)));
               if (!m2[size_t(q)].empty()) {
