@@ -169,6 +169,20 @@ WBlock IntDot::decode_scales(Value* p) {
   return w;
 }
 
+namespace {
+// Where a q4_0 / q4_1 / q5_0 / q5_1 block keeps its fifth bits (qh) and its nibbles (qs).
+struct NibbleOffsets {
+  bool five;
+  int qh, qs;
+};
+NibbleOffsets nibble_offsets(DType w) {
+  const bool affine = w == DType::Q4_1 || w == DType::Q5_1;
+  const bool five = w == DType::Q5_0 || w == DType::Q5_1;
+  const int qh = affine ? 4 : 2;
+  return {five, qh, qh + (five ? 4 : 0)};
+}
+}  // namespace
+
 Value* IntDot::decode_levels(Value* p, int c) {
   auto& B = g.B;
   // Byte-mask vector of chunk c: masks[i] = 1 << (element of byte i) / 32.
@@ -187,9 +201,7 @@ Value* IntDot::decode_levels(Value* p, int c) {
     case DType::Q4_1:
     case DType::Q5_0:
     case DType::Q5_1: {
-      const bool affine = f.w == DType::Q4_1 || f.w == DType::Q5_1;
-      const bool five = f.w == DType::Q5_0 || f.w == DType::Q5_1;
-      const int qh_off = affine ? 4 : 2, qs_off = qh_off + (five ? 4 : 0);
+      const auto [five, qh_off, qs_off] = nibble_offsets(f.w);
       Value* x = g.load_bytes(p, qs_off, 16);
       Value* q = g.concat(g.and8(x, 15), g.lshr8(x, 4));
       if (five) {
@@ -266,9 +278,7 @@ WBlock IntDot::decode_pair(Value* p0, Value* p1) {
   WBlock w;
   if (nibble_pair()) {
     auto& B = g.B;
-    const bool affine = f.w == DType::Q4_1 || f.w == DType::Q5_1;
-    const bool five = f.w == DType::Q5_0 || f.w == DType::Q5_1;
-    const int qh_off = affine ? 4 : 2, qs_off = qh_off + (five ? 4 : 0);
+    const auto [five, qh_off, qs_off] = nibble_offsets(f.w);
     Value* x = g.concat(g.load_bytes(p0, qs_off, 16), g.load_bytes(p1, qs_off, 16));
     Value* q = g.concat(g.and8(x, 15), g.lshr8(x, 4));
     if (five) {
